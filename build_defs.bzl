@@ -1,0 +1,10 @@
+"""Shared compiler options for hsmactor's own code."""
+
+# Warnings are errors for our code only; system headers (CAF, Catch2) are
+# included as -isystem and stay out of it.
+HSMACTOR_COPTS = [
+    "-Wall",
+    "-Wextra",
+    "-Werror",
+    "-Wno-unused-parameter",
+]
