@@ -7,4 +7,6 @@ HSMACTOR_COPTS = [
     "-Wextra",
     "-Werror",
     "-Wno-unused-parameter",
+    # GCC 12 reports false positives inside std::variant (Result<T>) at -O2.
+    "-Wno-maybe-uninitialized",
 ]

@@ -1,0 +1,167 @@
+// The state one Promise<T> and one Future<T> share; see actors/future.hpp.
+//
+// Not part of the public API: include actors/future.hpp instead.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <type_traits>
+#include <utility>
+
+#include "pkcs11/error.hpp"
+
+namespace hsmactor::internal {
+
+/// `T`, in a form template argument deduction ignores (C++20's type_identity).
+///
+/// `set_value(NoDeduce<U> value)` with `U = T` takes exactly a T, so a Promise<long>
+/// accepts `set_value(1)`, and a Promise<void> has no such overload at all.
+template <class T>
+struct NoDeduceImpl {
+  using type = T;
+};
+template <class T>
+using NoDeduce = typename NoDeduceImpl<T>::type;
+
+/// A move-only `void(Result<T>)` callable.
+///
+/// std::function would demand copyable callables, which rules out callbacks that
+/// capture a Promise, a unique_ptr or any other move-only answer channel.
+template <class T>
+class Callback {
+ public:
+  Callback() = default;
+
+  /// Wraps `function`, which must be invocable with a Result<T>.
+  template <class F, class = std::enable_if_t<!std::is_same_v<std::decay_t<F>, Callback>>>
+  explicit Callback(F&& function)
+      : impl_(std::make_unique<Impl<std::decay_t<F>>>(std::forward<F>(function))) {}
+
+  /// Returns whether a callable is held.
+  explicit operator bool() const { return impl_ != nullptr; }
+
+  /// Calls the held callable with `result`.
+  void operator()(Result<T> result) { impl_->call(std::move(result)); }
+
+ private:
+  struct Base {
+    virtual ~Base() = default;
+    virtual void call(Result<T> result) = 0;
+  };
+
+  template <class F>
+  struct Impl final : Base {
+    explicit Impl(F f) : function(std::move(f)) {}
+    void call(Result<T> result) override { std::invoke(function, std::move(result)); }
+    F function;
+  };
+
+  std::unique_ptr<Base> impl_;
+};
+
+/// The rendezvous of one promise and one future: a mutex, a condition variable,
+/// and either the result or the callback waiting for it.
+///
+/// States: pending (neither result nor callback), pending with a callback,
+/// resolved holding the result, and consumed (the result went to get() or to the
+/// callback). resolve() and set_callback() decide under the mutex which side
+/// calls the callback, so it runs exactly once and never under the lock.
+template <class T>
+class FutureState {
+ public:
+  /// Stores `result`, or hands it to a waiting callback; returns false if the
+  /// state was already resolved (the first answer wins).
+  bool resolve(Result<T> result) {
+    Callback<T> callback;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (resolved_) return false;
+      resolved_ = true;
+      if (callback_) {
+        callback = std::move(callback_);
+      } else {
+        result_.emplace(std::move(result));
+        ready_.notify_all();
+        return true;
+      }
+    }
+    // Called without the lock, so a callback that resolves other promises (or
+    // chains onto this one's answer) cannot deadlock on this mutex.
+    callback(std::move(result));
+    return true;
+  }
+
+  /// Runs `callback` now (on this thread) if the result is here, otherwise keeps
+  /// it for the thread that resolves.
+  void set_callback(Callback<T> callback) {
+    std::optional<Result<T>> result;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (!resolved_) {
+        callback_ = std::move(callback);
+        return;
+      }
+      result.swap(result_);
+    }
+    if (!result) {
+      // The result was taken already; Future makes that unreachable, but an
+      // answer is still owed.
+      result.emplace(consumed_error());
+    }
+    callback(std::move(*result));
+  }
+
+  /// Returns whether a result is stored and not yet taken.
+  bool ready() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return result_.has_value();
+  }
+
+  /// Blocks until resolved, then moves the result out.
+  Result<T> take() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    ready_.wait(lock, [this] { return resolved_; });
+    return take_locked();
+  }
+
+  /// Waits until `deadline` at most; moves the result out if resolved in time,
+  /// otherwise returns nullopt and leaves the state as it was.
+  std::optional<Result<T>> take_until(std::chrono::steady_clock::time_point deadline) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    if (!ready_.wait_until(lock, deadline, [this] { return resolved_; })) return std::nullopt;
+    return take_locked();
+  }
+
+  /// Returns true the first time it is called, false afterwards.
+  bool claim_future() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (future_claimed_) return false;
+    future_claimed_ = true;
+    return true;
+  }
+
+ private:
+  static Error consumed_error() {
+    return Error::make(Condition::internal_error, "the future's result was already taken");
+  }
+
+  Result<T> take_locked() {
+    if (!result_) return consumed_error();
+    Result<T> result = std::move(*result_);
+    result_.reset();
+    return result;
+  }
+
+  mutable std::mutex mutex_;
+  std::condition_variable ready_;
+  bool resolved_ = false;
+  bool future_claimed_ = false;
+  std::optional<Result<T>> result_;
+  Callback<T> callback_;
+};
+
+}  // namespace hsmactor::internal

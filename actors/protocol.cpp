@@ -1,0 +1,101 @@
+#include "actors/protocol.hpp"
+
+namespace hsmactor {
+namespace {
+
+// caf::error's category for hsmactor errors; its 8-bit code is the Condition.
+constexpr caf::atom_value kErrorCategory = caf::atom("hsmactor");
+
+}  // namespace
+
+const char* to_string(Op op) {
+  switch (op) {
+    case Op::sign: return "sign";
+    case Op::verify: return "verify";
+    case Op::encrypt: return "encrypt";
+    case Op::decrypt: return "decrypt";
+    case Op::digest: return "digest";
+    case Op::random: return "random";
+    case Op::generate_key_pair: return "generate_key_pair";
+    case Op::generate_key: return "generate_key";
+    case Op::create_object: return "create_object";
+    case Op::destroy_object: return "destroy_object";
+    case Op::find_objects: return "find_objects";
+    case Op::get_attributes: return "get_attributes";
+    case Op::export_public_key: return "export_public_key";
+    case Op::login_check: return "login_check";
+  }
+  return "unknown";
+}
+
+bool may_retry_after_stale_session(Op op) {
+  switch (op) {
+    case Op::generate_key_pair:
+    case Op::generate_key:
+    case Op::create_object:
+    case Op::destroy_object:
+      return false;
+    default:
+      return true;
+  }
+}
+
+caf::error to_caf_error(const Error& error) {
+  WireError wire;
+  wire.condition = static_cast<std::uint8_t>(error.condition());
+  wire.rv = error.rv();
+  wire.function = error.function();
+  wire.operation = error.operation();
+  wire.detail = error.detail();
+  wire.category = static_cast<std::uint8_t>(error.category());
+  return caf::error(static_cast<std::uint8_t>(error.condition()), kErrorCategory,
+                    caf::make_message(std::move(wire)));
+}
+
+Error from_caf_error(const caf::error& error) {
+  if (error.category() == kErrorCategory && error.context().match_elements<WireError>()) {
+    const auto& wire = error.context().get_as<WireError>(0);
+    Error result = wire.rv != CKR_OK
+                       ? Error::from_rv(wire.rv, wire.function, wire.operation)
+                       : Error::make(static_cast<Condition>(wire.condition), wire.detail,
+                                     wire.operation);
+    if (wire.rv != CKR_OK && static_cast<Condition>(wire.condition) != Condition::pkcs11_error) {
+      result = result.as(static_cast<Condition>(wire.condition), wire.detail);
+    } else if (wire.rv != CKR_OK && !wire.detail.empty()) {
+      result = result.as(Condition::pkcs11_error, wire.detail);
+    }
+    return result;
+  }
+  if (error.category() == caf::atom("system")) {
+    switch (static_cast<caf::sec>(error.code())) {
+      case caf::sec::request_timeout:
+        return Error::make(Condition::deadline_exceeded, "no answer before the deadline");
+      case caf::sec::request_receiver_down:
+        return Error::make(Condition::broken_promise, "the actor serving the request stopped");
+      case caf::sec::invalid_argument:
+        return Error::make(Condition::shutting_down, "the target actor is gone");
+      default:
+        break;
+    }
+  }
+  if (error.category() == caf::atom("exit")) {
+    return Error::make(Condition::broken_promise, "the actor serving the request exited");
+  }
+  return Error::make(Condition::internal_error, "unexpected actor error (category " +
+                                                    caf::to_string(error.category()) + ")");
+}
+
+std::int64_t deadline_after(std::chrono::nanoseconds timeout) {
+  auto now = std::chrono::steady_clock::now().time_since_epoch();
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(now + timeout).count();
+}
+
+std::chrono::nanoseconds time_left(std::int64_t deadline_ns) {
+  if (deadline_ns == 0) return std::chrono::hours(24);
+  auto now = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                 std::chrono::steady_clock::now().time_since_epoch())
+                 .count();
+  return std::chrono::nanoseconds(deadline_ns > now ? deadline_ns - now : 0);
+}
+
+}  // namespace hsmactor

@@ -1,0 +1,56 @@
+#include "actors/runtime.hpp"
+
+#include <unistd.h>
+
+namespace hsmactor {
+
+std::shared_ptr<Runtime> Runtime::create(const RuntimeOptions& options) {
+  std::shared_ptr<Runtime> runtime(new Runtime());
+  runtime->config_ = std::make_unique<caf::actor_system_config>();
+  if (options.scheduler_threads > 0) {
+    runtime->config_->set("scheduler.max-threads", options.scheduler_threads);
+  }
+  if (!options.scheduler_policy.empty()) {
+    runtime->config_->set("scheduler.policy", caf::atom_from_string(options.scheduler_policy));
+  }
+  runtime->owned_system_ = std::make_unique<caf::actor_system>(*runtime->config_);
+  runtime->system_ = runtime->owned_system_.get();
+  runtime->start_bridge();
+  return runtime;
+}
+
+std::shared_ptr<Runtime> Runtime::borrow(caf::actor_system& system) {
+  std::shared_ptr<Runtime> runtime(new Runtime());
+  runtime->system_ = &system;
+  runtime->start_bridge();
+  return runtime;
+}
+
+void Runtime::start_bridge() {
+  pid_ = ::getpid();
+  bridge_ = system_->spawn([](caf::event_based_actor* self) -> caf::behavior {
+    return {[self](BridgeJob& job) { job.run(self); }};
+  });
+}
+
+bool Runtime::forked() const { return pid_ != ::getpid(); }
+
+void Runtime::post(std::function<void(caf::event_based_actor*)> job) {
+  caf::anon_send(bridge_, BridgeJob{std::move(job)});
+}
+
+Runtime::~Runtime() {
+  if (forked()) {
+    // The parent's scheduler threads do not exist here; destroying the system
+    // would wait for them forever.
+    static_cast<void>(new caf::actor(std::move(bridge_)));
+    (void)owned_system_.release();
+    (void)config_.release();
+    return;
+  }
+  caf::anon_send_exit(bridge_, caf::exit_reason::user_shutdown);
+  bridge_ = caf::actor();
+  owned_system_.reset();
+}
+
+}  // namespace hsmactor

@@ -1,0 +1,132 @@
+// Runtime: the actor system hsmactor runs on, and the bridge that turns
+// requests from plain threads into Futures.
+//
+// A Runtime either owns its actor system or borrows the application's. The
+// bridge is one long-lived event-based actor: a plain thread hands it a job,
+// the bridge sends the request with a timeout and resolves a promise with the
+// answer or the error, so every Future resolves exactly once (a value, an
+// error, deadline_exceeded, or broken_promise if the bridge itself is gone).
+//
+// Usage:
+//   auto runtime = Runtime::create();
+//   Future<JobResult> f = runtime->ask<JobResult>(session, 5s, run_atom::value, job);
+//   Result<JobResult> r = f.get();
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <functional>
+#include <memory>
+
+#include <caf/all.hpp>
+
+#include "actors/future.hpp"
+#include "actors/protocol.hpp"
+
+namespace hsmactor {
+
+/// How an owned actor system is configured.
+struct RuntimeOptions {
+  /// Scheduler worker threads; 0 keeps CAF's default (max(cores, 4)).
+  std::size_t scheduler_threads = 0;
+  /// "stealing" (CAF's default) or "sharing".
+  std::string scheduler_policy;
+};
+
+/// A job the bridge runs on its own actor.
+struct BridgeJob {
+  std::function<void(caf::event_based_actor*)> run;
+};
+
+class Runtime {
+ public:
+  /// Returns a runtime with an actor system of its own.
+  static std::shared_ptr<Runtime> create(const RuntimeOptions& options = {});
+  /// Returns a runtime on the application's actor system, which must outlive it.
+  static std::shared_ptr<Runtime> borrow(caf::actor_system& system);
+
+  /// Stops the bridge and, when owned, shuts the actor system down. In a child
+  /// process after fork() it touches nothing (the threads are the parent's)
+  /// and leaks the system on purpose.
+  ~Runtime();
+  Runtime(const Runtime&) = delete;
+  Runtime& operator=(const Runtime&) = delete;
+
+  caf::actor_system& system() { return *system_; }
+  /// Returns true in a child process forked after this runtime was made.
+  bool forked() const;
+
+  /// Runs `job` on the bridge actor (from any non-actor thread).
+  void post(std::function<void(caf::event_based_actor*)> job);
+
+  /// Sends a request to `target` and returns a future of its answer; resolves
+  /// with deadline_exceeded after `timeout`. Never blocks.
+  template <class R, class Handle, class... Ts>
+  Future<R> ask(const Handle& target, std::chrono::nanoseconds timeout, Ts... args) {
+    auto promise_and_future = make_promise<R>();
+    SharedPromise<R> promise(std::move(promise_and_future.first));
+    ask_then<R>(target, timeout, [promise](Result<R> result) mutable {
+      promise.set_result(std::move(result));
+    }, std::move(args)...);
+    return std::move(promise_and_future.second);
+  }
+
+  /// Sends a request to `target`; `callback` receives the Result exactly once
+  /// (on a CAF worker thread: it must not block). Callback goes last in spirit;
+  /// here it precedes the message so the message can be variadic.
+  template <class R, class Handle, class Callback, class... Ts>
+  void ask_then(const Handle& target, std::chrono::nanoseconds timeout, Callback callback,
+                Ts... args) {
+    if (forked()) {
+      callback(Result<R>(Error::make(Condition::forked,
+                                     "this runtime belongs to the parent process")));
+      return;
+    }
+    // The callback is shared so that, if the bridge never runs the job (it is
+    // shutting down), the last copy's destructor can still answer.
+    auto once = std::make_shared<AnswerOnce<R, Callback>>(std::move(callback));
+    post([target, timeout, once, args...](caf::event_based_actor* self) {
+      self->request(target, timeout, args...)
+          .then([once](R& value) { once->answer(Result<R>(std::move(value))); },
+                [once](caf::error& error) { once->answer(Result<R>(from_caf_error(error))); });
+    });
+  }
+
+ private:
+  // Calls the callback exactly once: with the answer, or with broken_promise
+  // when the request was dropped unanswered.
+  template <class R, class Callback>
+  class AnswerOnce {
+   public:
+    explicit AnswerOnce(Callback callback) : callback_(std::move(callback)) {}
+    ~AnswerOnce() {
+      if (!answered_) {
+        callback_(Result<R>(Error::make(Condition::broken_promise,
+                                        "the request was dropped before it was answered")));
+      }
+    }
+    void answer(Result<R> result) {
+      if (answered_) return;
+      answered_ = true;
+      callback_(std::move(result));
+    }
+
+   private:
+    Callback callback_;
+    bool answered_ = false;
+  };
+
+  Runtime() = default;
+  void start_bridge();
+
+  std::unique_ptr<caf::actor_system_config> config_;
+  std::unique_ptr<caf::actor_system> owned_system_;
+  caf::actor_system* system_ = nullptr;
+  caf::actor bridge_;
+  pid_t pid_ = 0;
+};
+
+}  // namespace hsmactor
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(hsmactor::BridgeJob)
