@@ -1,0 +1,44 @@
+// A test rig for the actor core: a token on the fault module, a runtime, the
+// module's lease and helpers to talk to session actors from a plain thread.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "actors/library_registry.hpp"
+#include "actors/protocol.hpp"
+#include "actors/runtime.hpp"
+#include "tests/fault/fault_control.hpp"
+#include "tests/support/softhsm_token.hpp"
+
+namespace hsmactor::testing {
+
+constexpr auto kAnswerBound = std::chrono::seconds(30);
+
+/// A token behind the fault module with the standard test keys, and a runtime.
+struct ActorRig {
+  explicit ActorRig(const std::string& label);
+  ~ActorRig();
+
+  /// Acquires the module, logs the token in through the supervisor.
+  void start();
+  /// Returns a new session actor for the token.
+  session_actor spawn_session();
+  /// Runs `job` on `session` and waits for the answer.
+  Result<JobResult> run(const session_actor& session, Job job);
+  /// Returns an ECDSA P-256 sign job over a fixed digest.
+  Job ecdsa_job() const;
+  /// Returns the supervisor's counters.
+  SupervisorStats stats();
+
+  std::string fault_path;
+  TestToken token;
+  TestKeys keys;
+  fault::FaultControl faults;
+  std::shared_ptr<Runtime> runtime;
+  std::shared_ptr<LibraryLease> lease;
+  CK_SLOT_ID slot = 0;
+};
+
+}  // namespace hsmactor::testing

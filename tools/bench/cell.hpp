@@ -1,0 +1,86 @@
+// The vocabulary of a benchmark run: operations, strategies, and the result of
+// one cell (one strategy doing one operation at one caller concurrency).
+//
+// Usage:
+//   auto op = parse_operation("ecdsa");            // Operation::ecdsa
+//   CellResult cell{StrategyKind::raw_thread, Operation::ecdsa, 4};
+//   cell.ops_per_second();
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "tools/bench/latency_recorder.hpp"
+
+namespace hsmactor::bench {
+
+/// What each request does.
+enum class Operation : std::uint8_t {
+  ecdsa,   ///< ECDSA P-256 over a 32-byte digest (CKM_ECDSA)
+  rsa,     ///< RSA-2048 PKCS#1 v1.5 with SHA-256 in the token (CKM_SHA256_RSA_PKCS)
+  hmac,    ///< HMAC-SHA256 (CKM_SHA256_HMAC)
+  random,  ///< 32 random bytes (C_GenerateRandom)
+  digest,  ///< SHA-256 of 1 KiB (CKM_SHA256)
+};
+
+/// How callers reach the token.
+enum class StrategyKind : std::uint8_t {
+  raw_thread,      ///< raw PKCS#11, one session per caller thread (the limit)
+  raw_mutex,       ///< raw PKCS#11, one session shared behind a mutex
+  raw_per_op,      ///< raw PKCS#11, a session opened and closed per request
+  hsm_future,      ///< hsmactor, caller threads blocking on Future::get()
+  hsm_callback,    ///< hsmactor, caller threads with a bounded window of callbacks
+  hsm_actor,       ///< hsmactor, one CAF actor per caller on the pool's handle
+  openssl_engine,  ///< OpenSSL with libp11's PKCS#11 engine
+};
+
+/// Returns "ecdsa", "rsa", ...
+const char* to_string(Operation operation);
+/// Returns "raw-thread", "hsm-future", ...
+const char* to_string(StrategyKind strategy);
+/// Returns the operation named `name`, if any.
+std::optional<Operation> parse_operation(std::string_view name);
+/// Returns the strategy named `name`, if any.
+std::optional<StrategyKind> parse_strategy(std::string_view name);
+/// Returns every operation, in report order.
+std::vector<Operation> all_operations();
+/// Returns every strategy, in report order.
+std::vector<StrategyKind> all_strategies();
+/// Returns true for the strategies that go through hsmactor's pool.
+bool is_hsmactor(StrategyKind strategy);
+
+/// Whether a cell produced numbers.
+enum class CellStatus : std::uint8_t {
+  measured,     ///< ran; the numbers are real
+  unsupported,  ///< the strategy cannot do this operation (the note says why)
+  unavailable,  ///< the strategy could not be set up on this machine
+  failed,       ///< every request failed (the note has the first error)
+};
+
+/// Returns "measured", "unsupported", "unavailable" or "failed".
+const char* to_string(CellStatus status);
+
+/// The outcome of one cell.
+struct CellResult {
+  StrategyKind strategy = StrategyKind::raw_thread;
+  Operation operation = Operation::ecdsa;
+  int concurrency = 1;
+  CellStatus status = CellStatus::measured;
+  /// Why a cell is not measured, or the first error of a measured one.
+  std::string note;
+  /// Length of the measured window (warm-up excluded).
+  double seconds = 0;
+  /// Successful requests completed inside the window.
+  std::uint64_t operations = 0;
+  /// Failed requests completed inside the window.
+  std::uint64_t errors = 0;
+  /// Latency of the successful requests in the window.
+  LatencySummary latency;
+
+  double ops_per_second() const { return seconds > 0 ? operations / seconds : 0; }
+};
+
+}  // namespace hsmactor::bench

@@ -1,0 +1,59 @@
+// Command-line options of hsmactor-bench.
+//
+// Usage:
+//   Result<Options> options = parse_options({"--ops=ecdsa,rsa", "--concurrency=1,4"});
+//   if (!options) { std::cerr << options.error().detail() << "\n" << usage(); }
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <vector>
+
+#include "pkcs11/error.hpp"
+#include "tools/bench/cell.hpp"
+
+namespace hsmactor::bench {
+
+/// Where libp11's engine lives on Debian (package libengine-pkcs11-openssl).
+inline constexpr const char* kDefaultEnginePath =
+    "/usr/lib/x86_64-linux-gnu/engines-3/pkcs11.so";
+/// SoftHSM2's module on Debian (package softhsm2).
+inline constexpr const char* kDefaultModulePath = "/usr/lib/softhsm/libsofthsm2.so";
+
+/// Everything one run needs to know.
+struct Options {
+  std::vector<Operation> operations = all_operations();
+  std::vector<int> concurrency = {1, 2, 4, 16, 64, 256};
+  std::vector<StrategyKind> strategies = all_strategies();
+  /// Measured seconds per cell, after `warmup` seconds that are not counted.
+  double seconds = 2.0;
+  double warmup = 0.5;
+  /// Sessions of hsmactor's pool; 0 means twice the number of cores (the pool
+  /// itself caps it by the token's limit).
+  std::size_t max_sessions = 0;
+  /// Requests a callback caller keeps in flight.
+  std::size_t window = 4;
+  /// Requests an actor caller keeps in flight.
+  std::size_t actor_window = 1;
+  /// Session actors opened to measure memory per session (0 skips it).
+  std::size_t memory_sessions = 64;
+  std::string csv_path;
+  std::string plot_path;
+  std::string module_path = kDefaultModulePath;
+  std::string engine_path = kDefaultEnginePath;
+  /// SoftHSM2 token directory to (re)use; empty: a throwaway one in $TMPDIR.
+  std::string token_dir;
+  std::string token_label = "hsmactor-bench";
+  bool quick = false;
+  bool help = false;
+};
+
+/// Returns the options `arguments` (without the program name) ask for. Unknown
+/// flags and malformed values are errors (Condition::invalid_argument).
+/// `--quick` changes only the settings no other flag sets.
+Result<Options> parse_options(const std::vector<std::string>& arguments);
+
+/// Returns the help text.
+std::string usage();
+
+}  // namespace hsmactor::bench

@@ -1,0 +1,20 @@
+#!/bin/sh
+# Runs every test: installs packages if needed, then `bazel test //...` and the
+# consumer example (a separate workspace using hsmactor as a dependency).
+# The Bazel server stops itself a minute after the last command.
+set -u
+cd "$(dirname "$0")/.."
+./tools/install-deps.sh
+BAZEL="bazel --max_idle_secs=60"
+$BAZEL test --color=no --curses=no //... "$@"
+status=$?
+if [ -x examples/consumer/run.sh ]; then
+  if ./examples/consumer/run.sh; then
+    echo "//examples/consumer:consumer_sign                                        PASSED"
+  else
+    echo "//examples/consumer:consumer_sign                                        FAILED"
+    status=1
+  fi
+fi
+$BAZEL shutdown
+exit $status
