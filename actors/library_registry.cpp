@@ -24,8 +24,11 @@ struct Registry {
   std::mutex mutex;
   pid_t pid = ::getpid();
   std::map<std::string, std::shared_ptr<LibraryEntry>> entries;
-  // Paths this process (or the parent it was forked from) initialised.
-  std::set<std::string> initialized_here;
+  // Paths whose module this process initialised and has not finalised yet.
+  std::set<std::string> initialized_now;
+  // Paths the parent process had initialised when it forked us: their
+  // "already initialised" state is a copy of the parent's.
+  std::set<std::string> initialized_in_parent;
 };
 
 // Never destroyed: leases may be released during static destruction.
@@ -40,6 +43,8 @@ void forget_parent_state(Registry& reg) {
   // touch threads that do not exist in this process. Leak them.
   auto* parent_entries = new std::map<std::string, std::shared_ptr<LibraryEntry>>();
   parent_entries->swap(reg.entries);
+  reg.initialized_in_parent.insert(reg.initialized_now.begin(), reg.initialized_now.end());
+  reg.initialized_now.clear();
   reg.pid = ::getpid();
 }
 
@@ -61,6 +66,7 @@ LibraryLease::~LibraryLease() {
   if (reg.pid != ::getpid()) return;  // a lease from the parent: leave it
   if (--entry_->users > 0) return;
   reg.entries.erase(entry_->path);
+  reg.initialized_now.erase(entry_->path);
   // Stopped under the lock, so a new acquisition waits for C_Finalize to end
   // before its own C_Initialize.
   stop_supervisor(*entry_);
@@ -95,7 +101,7 @@ Result<std::shared_ptr<LibraryLease>> acquire_library(const std::shared_ptr<Runt
   entry->module = *module;
   entry->runtime = runtime;
   SupervisorOptions options;
-  options.reinitialize_after_fork = reg.initialized_here.count(*real_path) > 0;
+  options.reinitialize_after_fork = reg.initialized_in_parent.count(*real_path) > 0;
   entry->supervisor = spawn_library_supervisor(runtime->system(), entry->module, options);
   auto started = runtime->ask<bool>(entry->supervisor, timeout, start_atom::value).get();
   if (!started) {
@@ -103,7 +109,8 @@ Result<std::shared_ptr<LibraryLease>> acquire_library(const std::shared_ptr<Runt
     return started.error().in_operation("acquire_library");
   }
   auto stats = runtime->ask<SupervisorStats>(entry->supervisor, timeout, stats_atom::value).get();
-  if (stats && stats->owns_module) reg.initialized_here.insert(*real_path);
+  reg.initialized_in_parent.erase(*real_path);
+  if (stats && stats->owns_module) reg.initialized_now.insert(*real_path);
   entry->users = 1;
   reg.entries.emplace(*real_path, entry);
   return std::make_shared<LibraryLease>(entry);

@@ -193,7 +193,9 @@ supervisor_actor::behavior_type supervisor_impl(supervisor_pointer self,
           return to_caf_error(Error::make(Condition::shutting_down,
                                           "the module is not running", "open_session"));
         }
-        auto session = spawn_session_actor(self, st.module, self, slot, st.token(slot).generation);
+        auto& login = st.token(slot);
+        auto session = spawn_session_actor(self, st.module, self, slot, login.generation,
+                                           login.pin != nullptr);
         st.sessions.emplace(session.address(), session);
         st.stats.sessions_spawned++;
         st.stats.sessions_alive = st.sessions.size();

@@ -17,14 +17,26 @@ struct SessionState {
   StreamKind stream_kind = StreamKind::digest;
   std::uint64_t streamed_bytes = 0;
   std::uint64_t restarts = 0;
+  /// The token is supposed to be logged in (the supervisor holds its login).
+  bool login_expected = false;
   const char* name = "hsmactor.session";
 
-  /// Opens the session if there is none.
+  /// Opens the session if there is none. A new session on a token that should
+  /// be logged in but is not (it was reset) reports CKR_USER_NOT_LOGGED_IN, so
+  /// the caller heals instead of finding no private keys.
   Result<void> ensure_open() {
     if (session.is_open()) return success();
     auto opened = module->open_session(slot);
     if (!opened) return opened.error();
     session = std::move(*opened);
+    if (login_expected) {
+      auto info = session.info();
+      if (!info) return info.error();
+      if (!info->logged_in()) {
+        (void)session.close();
+        return Error::from_rv(CKR_USER_NOT_LOGGED_IN, "C_GetSessionInfo");
+      }
+    }
     return success();
   }
 
@@ -111,7 +123,8 @@ caf::error fail_stream(session_pointer self, const Error& error) {
 session_actor::behavior_type session_impl(session_pointer self,
                                           std::shared_ptr<pkcs11::Module> module,
                                           supervisor_actor supervisor, CK_SLOT_ID slot,
-                                          std::uint64_t generation) {
+                                          std::uint64_t generation, bool login_expected) {
+  self->state.login_expected = login_expected;
   self->state.module = std::move(module);
   self->state.supervisor = std::move(supervisor);
   self->state.slot = slot;
@@ -230,9 +243,10 @@ session_actor::behavior_type session_impl(session_pointer self,
 session_actor spawn_session_actor(caf::local_actor* parent,
                                   std::shared_ptr<pkcs11::Module> module,
                                   supervisor_actor supervisor, CK_SLOT_ID slot,
-                                  std::uint64_t generation) {
+                                  std::uint64_t generation, bool login_expected) {
   return parent->spawn<caf::detached + caf::monitored>(session_impl, std::move(module),
-                                                       std::move(supervisor), slot, generation);
+                                                       std::move(supervisor), slot, generation,
+                                                       login_expected);
 }
 
 }  // namespace hsmactor

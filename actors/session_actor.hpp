@@ -26,10 +26,11 @@
 namespace hsmactor {
 
 /// Spawns a session actor for `slot` of `module`, healing through `supervisor`;
-/// `generation` is the token generation it starts in.
+/// `generation` is the token generation it starts in; `login_expected` says
+/// the token is logged in by the supervisor, so a new session must see that.
 session_actor spawn_session_actor(caf::local_actor* parent,
                                   std::shared_ptr<pkcs11::Module> module,
                                   supervisor_actor supervisor, CK_SLOT_ID slot,
-                                  std::uint64_t generation);
+                                  std::uint64_t generation, bool login_expected);
 
 }  // namespace hsmactor

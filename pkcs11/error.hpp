@@ -7,7 +7,8 @@
 // Usage:
 //   Result<Bytes> signature = session.sign(mechanism, key, data);
 //   if (!signature) {
-//     log(signature.error().message());   // "C_Sign: CKR_KEY_TYPE_INCONSISTENT (0x63) in sign"
+//     log(signature.error().message());
+//     // "C_SignInit returned CKR_KEY_TYPE_INCONSISTENT (0x63) in sign"
 //     if (signature.error().category() == Category::retry) ...
 //   }
 #pragma once

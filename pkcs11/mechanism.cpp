@@ -44,6 +44,13 @@ Mechanism Mechanism::rsa_oaep_sha256(Bytes label) {
   return mechanism;
 }
 
+Mechanism Mechanism::rsa_oaep_sha1(Bytes label) {
+  Mechanism mechanism = rsa_oaep_sha256(std::move(label));
+  mechanism.hash = CKM_SHA_1;
+  mechanism.mgf = CKG_MGF1_SHA1;
+  return mechanism;
+}
+
 bool Mechanism::operator==(const Mechanism& other) const {
   return type == other.type && param_kind == other.param_kind && raw == other.raw &&
          aad == other.aad && tag_bits == other.tag_bits && hash == other.hash &&

@@ -57,6 +57,9 @@ struct Mechanism {
   static Mechanism aes_gcm(Bytes iv, Bytes aad = {}, CK_ULONG tag_bits = 128);
   /// RSA-OAEP with SHA-256 and MGF1-SHA256 and an optional label.
   static Mechanism rsa_oaep_sha256(Bytes label = {});
+  /// RSA-OAEP with SHA-1 and MGF1-SHA1 and an optional label: the only OAEP
+  /// SoftHSM2 2.6 accepts (it answers SHA-256 with CKR_ARGUMENTS_BAD).
+  static Mechanism rsa_oaep_sha1(Bytes label = {});
   /// EC key pair generation.
   static Mechanism ec_key_pair_gen() { return of(CKM_EC_KEY_PAIR_GEN); }
   /// RSA key pair generation.

@@ -13,11 +13,12 @@ namespace {
 template <std::size_t N>
 std::string trimmed(const unsigned char (&field)[N]) {
   std::string text(reinterpret_cast<const char*>(field), N);
-  auto end = text.find_last_not_of(' ');
-  text.erase(end == std::string::npos ? 0 : end + 1);
-  // Some modules NUL-terminate inside the blank-padded field.
+  // Some modules NUL-terminate inside the blank-padded field; cut there first
+  // so blanks before the NUL are trimmed too.
   auto nul = text.find('\0');
   if (nul != std::string::npos) text.erase(nul);
+  auto end = text.find_last_not_of(' ');
+  text.erase(end == std::string::npos ? 0 : end + 1);
   return text;
 }
 

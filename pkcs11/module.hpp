@@ -48,6 +48,8 @@ struct TokenInfo {
   /// (CK_EFFECTIVELY_INFINITE) or does not know (CK_UNAVAILABLE_INFORMATION).
   std::optional<CK_ULONG> max_sessions;
   std::optional<CK_ULONG> max_rw_sessions;
+  /// Sessions open now, as reported; CK_UNAVAILABLE_INFORMATION when the
+  /// module does not say (SoftHSM2 does not).
   CK_ULONG session_count = 0;
   CK_ULONG rw_session_count = 0;
   CK_ULONG min_pin_length = 0;

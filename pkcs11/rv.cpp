@@ -72,6 +72,7 @@ constexpr RvNameEntry kRvNames[] = {
     {CKR_TOKEN_NOT_PRESENT, "CKR_TOKEN_NOT_PRESENT"},
     {CKR_TOKEN_NOT_RECOGNIZED, "CKR_TOKEN_NOT_RECOGNIZED"},
     {CKR_TOKEN_WRITE_PROTECTED, "CKR_TOKEN_WRITE_PROTECTED"},
+    {CKR_UNWRAPPING_KEY_HANDLE_INVALID, "CKR_UNWRAPPING_KEY_HANDLE_INVALID"},
     {CKR_UNWRAPPING_KEY_SIZE_RANGE, "CKR_UNWRAPPING_KEY_SIZE_RANGE"},
     {CKR_UNWRAPPING_KEY_TYPE_INCONSISTENT, "CKR_UNWRAPPING_KEY_TYPE_INCONSISTENT"},
     {CKR_USER_ALREADY_LOGGED_IN, "CKR_USER_ALREADY_LOGGED_IN"},
@@ -168,7 +169,6 @@ RvCategory categorize_rv(CK_RV rv) {
     case CKR_HOST_MEMORY:
     case CKR_SESSION_COUNT:
     case CKR_FUNCTION_CANCELED:
-    case CKR_CANT_LOCK:
     case CKR_FUNCTION_NOT_PARALLEL:
       return RvCategory::retry;
 
@@ -218,6 +218,7 @@ RvCategory categorize_rv(CK_RV rv) {
     case CKR_WRAPPING_KEY_HANDLE_INVALID:
     case CKR_WRAPPING_KEY_SIZE_RANGE:
     case CKR_WRAPPING_KEY_TYPE_INCONSISTENT:
+    case CKR_UNWRAPPING_KEY_HANDLE_INVALID:
     case CKR_UNWRAPPING_KEY_SIZE_RANGE:
     case CKR_UNWRAPPING_KEY_TYPE_INCONSISTENT:
     case CKR_DOMAIN_PARAMS_INVALID:
@@ -231,7 +232,9 @@ RvCategory categorize_rv(CK_RV rv) {
       return RvCategory::fix_input;
 
     // Everything else (device errors, locked PINs, unsupported functions,
-    // failed self tests, vendor codes) needs a human.
+    // failed self tests, vendor codes) needs a human. CKR_CANT_LOCK belongs
+    // here too: C_Initialize gives it when the module cannot lock the way we
+    // ask, and asking again changes nothing.
     default:
       return RvCategory::give_up;
   }

@@ -5,8 +5,16 @@
 namespace hsmactor::pkcs11 {
 namespace {
 
+// An empty input still gets a real pointer: an empty message is legitimate
+// (SHA-256 of "", an HMAC over nothing), but modules such as SoftHSM2 answer a
+// null pointer with CKR_ARGUMENTS_BAD whatever the length, and SoftHSM2 then
+// even leaves the operation active. An empty Bytes has a null data().
+const CK_BYTE kEmptyInput[1] = {0};
+
 // PKCS#11 takes non-const pointers to inputs it only reads.
-CK_BYTE_PTR in(ByteView view) { return const_cast<CK_BYTE_PTR>(view.data); }
+CK_BYTE_PTR in(ByteView view) {
+  return const_cast<CK_BYTE_PTR>(view.data != nullptr ? view.data : kEmptyInput);
+}
 
 // Runs `call` with an output buffer of `guess` bytes and grows it when the
 // module answers CKR_BUFFER_TOO_SMALL (which, by the standard, leaves the

@@ -106,7 +106,8 @@ class Session {
 
   /// Encrypts in one call (AES-GCM appends the tag; RSA-OAEP).
   Result<Bytes> encrypt(const Mechanism& mechanism, CK_OBJECT_HANDLE key, ByteView plaintext);
-  /// Decrypts in one call. A bad GCM tag is CKR_ENCRYPTED_DATA_INVALID.
+  /// Decrypts in one call. A bad GCM tag is CKR_ENCRYPTED_DATA_INVALID by the
+  /// standard; SoftHSM2 2.6 answers CKR_GENERAL_ERROR.
   Result<Bytes> decrypt(const Mechanism& mechanism, CK_OBJECT_HANDLE key, ByteView ciphertext);
 
   /// Digests in one call.

@@ -10,6 +10,9 @@ ActorRig::ActorRig(const std::string& label)
       faults(fault_path) {
   LoggedInSession setup(token);
   keys = create_test_keys(setup.session());
+  auto exported = setup.session().export_public_key(keys.ec256.public_key);
+  if (!exported) throw std::runtime_error(exported.error().message());
+  ec256_public = *exported;
 }
 
 ActorRig::~ActorRig() {

@@ -35,6 +35,8 @@ struct ActorRig {
   std::string fault_path;
   TestToken token;
   TestKeys keys;
+  /// The P-256 public key, read while the keys were made.
+  pkcs11::PublicKey ec256_public;
   fault::FaultControl faults;
   std::shared_ptr<Runtime> runtime;
   std::shared_ptr<LibraryLease> lease;
