@@ -28,9 +28,13 @@ std::shared_ptr<Runtime> Runtime::borrow(caf::actor_system& system) {
 
 void Runtime::start_bridge() {
   pid_ = ::getpid();
-  bridge_ = system_->spawn([](caf::event_based_actor* self) -> caf::behavior {
-    return {[self](BridgeJob& job) { job.run(self); }};
-  });
+  // The unused argument matters: CAF 0.17 dereferences a null argument tuple
+  // when an actor is spawned without arguments (UBSan reports it).
+  bridge_ = system_->spawn(
+      [](caf::event_based_actor* self, int) -> caf::behavior {
+        return {[self](BridgeJob& job) { job.run(self); }};
+      },
+      0);
 }
 
 bool Runtime::forked() const { return pid_ != ::getpid(); }
