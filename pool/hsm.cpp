@@ -1,6 +1,12 @@
 #include "pool/hsm.hpp"
 
+#include <unistd.h>
+
+#include <atomic>
 #include <mutex>
+#include <optional>
+#include <thread>
+#include <vector>
 
 #include <p11-kit/uri.h>
 
@@ -18,7 +24,8 @@ constexpr auto kBridgeGrace = std::chrono::milliseconds(250);
 template <std::size_t N>
 std::string padded_field(const unsigned char (&field)[N]) {
   std::string text(reinterpret_cast<const char*>(field), N);
-  auto end = text.find_last_not_of(' ');
+  // p11-kit leaves fields the URI does not set as NUL bytes, not blanks.
+  auto end = text.find_last_not_of(std::string(" \0", 2));
   text.erase(end == std::string::npos ? 0 : end + 1);
   return text;
 }
@@ -47,6 +54,100 @@ Result<void> apply_uri(TokenOptions& options) {
 Error closed_error(const char* operation) {
   return Error::make(Condition::shutting_down, "the token was closed", operation);
 }
+
+// How many hsmactor callbacks are running, or being destroyed, on this thread.
+// Such a thread is a CAF worker (usually the bridge's): it must never block on
+// an answer the bridge itself would have to deliver.
+thread_local int t_callback_depth = 0;
+
+struct CallbackScope {
+  CallbackScope() { ++t_callback_depth; }
+  ~CallbackScope() { --t_callback_depth; }
+  CallbackScope(const CallbackScope&) = delete;
+  CallbackScope& operator=(const CallbackScope&) = delete;
+};
+
+// Wraps a callback handed to the bridge so that calling it and destroying it
+// (with everything it captured: a Stream, the last copy of a Token, ...)
+// both count as "inside a callback" on that thread.
+template <class F>
+class CafSide {
+ public:
+  explicit CafSide(F f) : f_(std::move(f)) {}
+  CafSide(CafSide&&) = default;
+  CafSide& operator=(CafSide&&) = delete;
+  ~CafSide() {
+    CallbackScope scope;
+    f_.reset();
+  }
+
+  template <class A>
+  void operator()(A&& answer) {
+    CallbackScope scope;
+    (*f_)(std::forward<A>(answer));
+  }
+
+ private:
+  std::optional<F> f_;
+};
+
+template <class F>
+CafSide<F> caf_side(F f) {
+  return CafSide<F>(std::move(f));
+}
+
+// Runs work that blocks (closing a token) on threads of its own, for when the
+// last reference to a token goes on a CAF thread; joins them at exit.
+class Reaper {
+ public:
+  static Reaper& instance() {
+    static Reaper reaper;
+    return reaper;
+  }
+
+  void run(std::function<void()> work) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (auto it = workers_.begin(); it != workers_.end();) {
+      if (*it->done) {
+        it->thread.join();
+        it = workers_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    auto done = std::make_shared<std::atomic<bool>>(false);
+    workers_.push_back(Worker{std::thread([work = std::move(work), done] {
+                                work();
+                                *done = true;
+                              }),
+                              done});
+  }
+
+  ~Reaper() {
+    std::vector<Worker> workers;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      workers.swap(workers_);
+    }
+    if (pid_ != ::getpid()) {
+      // The parent's threads do not exist in a forked child: leave them be.
+      new std::vector<Worker>(std::move(workers));
+      return;
+    }
+    for (auto& worker : workers) worker.thread.join();
+  }
+
+ private:
+  struct Worker {
+    std::thread thread;
+    std::shared_ptr<std::atomic<bool>> done;
+  };
+  Reaper() = default;
+
+  std::mutex mutex_;
+  std::vector<Worker> workers_;
+  pid_t pid_ = ::getpid();
+};
 
 }  // namespace
 
@@ -124,7 +225,25 @@ struct Token::Core {
   std::mutex close_mutex;
   bool closed = false;
 
-  ~Core() { close(); }
+  /// What closing needs, moved out of a Core so a Core can die first.
+  struct Closing {
+    std::shared_ptr<Runtime> runtime;
+    std::shared_ptr<LibraryLease> lease;
+    pool_actor pool;
+    CK_SLOT_ID slot = 0;
+    bool logged_in = false;
+  };
+
+  ~Core() {
+    Closing closing;
+    {
+      std::lock_guard<std::mutex> lock(close_mutex);
+      if (closed) return;
+      closed = true;
+      closing = take_closing();
+    }
+    shut_down_from_here(std::move(closing));
+  }
 
   bool is_closed() {
     std::lock_guard<std::mutex> lock(close_mutex);
@@ -135,20 +254,52 @@ struct Token::Core {
     std::lock_guard<std::mutex> lock(close_mutex);
     if (closed) return;
     closed = true;
-    if (runtime->forked()) {
-      // The parent's actors do not run here: leak rather than wait for them.
-      new std::shared_ptr<LibraryLease>(std::move(lease));
-      new pool_actor(std::move(pool));
+    shut_down_from_here(take_closing());
+  }
+
+  /// Shuts down now, or on a thread of its own when called inside a callback
+  /// on a CAF thread (the last reference to a Token or Stream going there, or
+  /// a callback calling close()): blocking there on answers that this very
+  /// thread would have to deliver would hang the runtime.
+  static void shut_down_from_here(Closing closing) {
+    if (t_callback_depth > 0 && !closing.runtime->forked()) {
+      Reaper::instance().run([closing = std::move(closing)]() mutable {
+        shut_down(std::move(closing));
+      });
       return;
     }
-    (void)runtime->ask<bool>(pool, kControlTimeout, stop_atom::value).get();
-    caf::anon_send_exit(pool, caf::exit_reason::user_shutdown);
-    if (logged_in) {
-      (void)runtime->ask<bool>(lease->supervisor(), kControlTimeout, logout_atom::value,
-                               std::uint64_t{slot})
+    shut_down(std::move(closing));
+  }
+
+  Closing take_closing() {
+    Closing closing;
+    closing.runtime = runtime;
+    closing.lease = std::move(lease);
+    closing.pool = std::move(pool);
+    closing.slot = slot;
+    closing.logged_in = logged_in;
+    return closing;
+  }
+
+  /// Answers everything queued, stops the pool, logs out if this was the
+  /// token's last user and releases the module. Blocks: never call it on a
+  /// CAF thread.
+  static void shut_down(Closing closing) {
+    auto& runtime = closing.runtime;
+    if (runtime->forked()) {
+      // The parent's actors do not run here: leak rather than wait for them.
+      new std::shared_ptr<LibraryLease>(std::move(closing.lease));
+      new pool_actor(std::move(closing.pool));
+      return;
+    }
+    (void)runtime->ask<bool>(closing.pool, kControlTimeout, stop_atom::value).get();
+    caf::anon_send_exit(closing.pool, caf::exit_reason::user_shutdown);
+    if (closing.logged_in) {
+      (void)runtime->ask<bool>(closing.lease->supervisor(), kControlTimeout, logout_atom::value,
+                               std::uint64_t{closing.slot})
           .get();
     }
-    lease.reset();
+    closing.lease.reset();
   }
 
   /// Sends `job` to the pool; `done` gets the answer exactly once.
@@ -156,7 +307,8 @@ struct Token::Core {
   void submit(Job job, Done done) {
     if (job.deadline_ns == 0) job.deadline_ns = deadline_after(default_deadline);
     auto timeout = time_left(job.deadline_ns) + kBridgeGrace;
-    runtime->ask_then<JobResult>(pool, timeout, std::move(done), run_atom::value, std::move(job));
+    runtime->ask_then<JobResult>(pool, timeout, caf_side(std::move(done)), run_atom::value,
+                                 std::move(job));
   }
 
   /// Sends `job` and converts its JobResult with `convert` into a Future<R>.
@@ -401,11 +553,11 @@ Future<std::uint64_t> Stream::update(ByteView chunk) {
   SharedPromise<std::uint64_t> shared(std::move(promise));
   state->core->runtime->ask_then<std::uint64_t>(
       state->session, state->deadline,
-      [shared, state](Result<std::uint64_t> result) {
+      caf_side([shared, state](Result<std::uint64_t> result) {
         // A failed update closed the session inside the actor; give it back.
         if (!result) state->end(false);
         shared.set_result(std::move(result));
-      },
+      }),
       s_update_atom::value, chunk.to_bytes());
   return std::move(future);
 }
@@ -420,14 +572,14 @@ Future<Bytes> Stream::finish() {
   SharedPromise<Bytes> shared(std::move(promise));
   state->core->runtime->ask_then<JobResult>(
       state->session, state->deadline,
-      [shared, state](Result<JobResult> result) {
+      caf_side([shared, state](Result<JobResult> result) {
         state->end(false);
         if (!result) {
           shared.set_error(result.error());
         } else {
           shared.set_value(std::move(result->bytes));
         }
-      },
+      }),
       s_finish_atom::value, Bytes());
   return std::move(future);
 }
@@ -442,14 +594,14 @@ Future<bool> Stream::finish_verify(ByteView signature) {
   SharedPromise<bool> shared(std::move(promise));
   state->core->runtime->ask_then<JobResult>(
       state->session, state->deadline,
-      [shared, state](Result<JobResult> result) {
+      caf_side([shared, state](Result<JobResult> result) {
         state->end(false);
         if (!result) {
           shared.set_error(result.error());
         } else {
           shared.set_value(result->verified);
         }
-      },
+      }),
       s_finish_atom::value, signature.to_bytes());
   return std::move(future);
 }
@@ -471,7 +623,7 @@ Future<Stream> Token::open_stream(StreamKind kind, const Mechanism& mechanism,
   auto shared = std::make_shared<Promise<Stream>>(std::move(promise));
   core->runtime->ask_then<PinnedSession>(
       core->pool, time_left(spec.deadline_ns) + kBridgeGrace,
-      [shared, core](Result<PinnedSession> pinned) {
+      caf_side([shared, core](Result<PinnedSession> pinned) {
         if (!pinned) {
           shared->set_error(pinned.error());
           return;
@@ -482,7 +634,7 @@ Future<Stream> Token::open_stream(StreamKind kind, const Mechanism& mechanism,
         stream.state_->session = pinned->session;
         stream.state_->deadline = core->default_deadline;
         shared->set_value(std::move(stream));
-      },
+      }),
       open_atom::value, std::move(spec));
   return std::move(future);
 }

@@ -170,7 +170,10 @@ class Token {
   void set_trace_sink(TraceSink sink) const;
 
   /// Answers every queued request with shutting_down, closes the sessions and
-  /// logs out if this was the token's last user. Idempotent.
+  /// logs out if this was the token's last user. Idempotent. Blocks until
+  /// done, except inside a callback on a CAF thread (where blocking would
+  /// stall the answers it waits for): there the closing, like that of a last
+  /// copy released in a callback, runs on a thread of its own.
   void close() const;
 
   bool valid() const { return core_ != nullptr; }

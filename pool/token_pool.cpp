@@ -1,8 +1,10 @@
 #include "pool/token_pool.hpp"
 
+#include <algorithm>
 #include <deque>
 #include <map>
 #include <unordered_map>
+#include <vector>
 
 #include "pool/latency_histogram.hpp"
 
@@ -193,16 +195,39 @@ void dispatch_stream(pool_pointer self, PooledSession& session, Waiting waiting)
           });
 }
 
+void expire(pool_pointer self, Waiting& expired) {
+  fail_waiting(self, expired,
+               Error::make(Condition::deadline_exceeded,
+                           "the deadline passed while waiting for a session",
+                           expired.is_stream ? "open_stream" : to_string(expired.job.op)));
+}
+
+// Answers every waiting request whose deadline has passed, wherever it is in
+// the queue (a short deadline behind long ones must not wait for them).
+void expire_waiting(pool_pointer self) {
+  auto& st = self->state;
+  auto passed = [](const Waiting& waiting) { return time_left(waiting.deadline_ns()).count() == 0; };
+  if (std::none_of(st.queue.begin(), st.queue.end(), passed)) return;
+  std::deque<Waiting> keep;
+  std::vector<Waiting> expired;
+  for (auto& waiting : st.queue) {
+    if (passed(waiting)) {
+      expired.push_back(std::move(waiting));
+    } else {
+      keep.push_back(std::move(waiting));
+    }
+  }
+  st.queue.swap(keep);
+  for (auto& waiting : expired) expire(self, waiting);
+}
+
 void pump(pool_pointer self) {
   auto& st = self->state;
   while (!st.queue.empty()) {
     if (time_left(st.queue.front().deadline_ns()).count() == 0) {
       Waiting expired = std::move(st.queue.front());
       st.queue.pop_front();
-      fail_waiting(self, expired,
-                   Error::make(Condition::deadline_exceeded,
-                               "the deadline passed while waiting for a session",
-                               expired.is_stream ? "open_stream" : to_string(expired.job.op)));
+      expire(self, expired);
       continue;
     }
     PooledSession* idle = st.find_idle();
@@ -385,6 +410,7 @@ pool_actor::behavior_type pool_impl(pool_pointer self, supervisor_actor supervis
       },
       [self](sweep_atom) {
         self->state.sweep_scheduled = false;
+        expire_waiting(self);
         pump(self);
         schedule_sweep(self);
       },

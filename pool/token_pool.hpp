@@ -4,9 +4,10 @@
 // States of a pooled session: idle -> busy (one Job) -> idle; idle -> pinned
 // (a multi-part stream) -> idle or closed. Requests that find no idle session
 // wait in a bounded FIFO; beyond the bound they get `overloaded`, and a request
-// whose deadline passes while queued gets `deadline_exceeded`. Sessions are
-// opened lazily up to a ceiling that never exceeds the token's own limit and
-// drops when the token answers CKR_SESSION_COUNT. A session actor that dies is
+// whose deadline passes while queued gets `deadline_exceeded` within one sweep
+// (20 ms), wherever it waits in the queue. Sessions are opened lazily up to a
+// ceiling that never exceeds the token's own limit and drops when the token
+// answers CKR_SESSION_COUNT. A session actor that dies is
 // forgotten and replaced on demand; its in-flight request is answered with
 // broken_promise by CAF's request_receiver_down.
 //

@@ -1,5 +1,7 @@
 #include "tools/bench/cell.hpp"
 
+#include <algorithm>
+
 namespace hsmactor::bench {
 
 const char* to_string(Operation operation) {
@@ -59,6 +61,15 @@ std::optional<StrategyKind> parse_strategy(std::string_view name) {
     if (name == to_string(strategy)) return strategy;
   }
   return std::nullopt;
+}
+
+CellResult median_run(std::vector<CellResult> runs) {
+  std::sort(runs.begin(), runs.end(), [](const CellResult& a, const CellResult& b) {
+    return a.ops_per_second() < b.ops_per_second();
+  });
+  CellResult median = runs[(runs.size() - 1) / 2];
+  median.runs = static_cast<int>(runs.size());
+  return median;
 }
 
 bool is_hsmactor(StrategyKind strategy) {

@@ -63,6 +63,10 @@ enum class CellStatus : std::uint8_t {
 /// Returns "measured", "unsupported", "unavailable" or "failed".
 const char* to_string(CellStatus status);
 
+/// A cell whose in-flight requests take longer than this to come back after
+/// its window is reported as stalled.
+inline constexpr double kStallSeconds = 1.0;
+
 /// The outcome of one cell.
 struct CellResult {
   StrategyKind strategy = StrategyKind::raw_thread;
@@ -79,8 +83,35 @@ struct CellResult {
   std::uint64_t errors = 0;
   /// Latency of the successful requests in the window.
   LatencySummary latency;
+  /// hsmactor cells with --breakdown: the pool's own time from accepting a
+  /// request to replying (queueing, the session actor's hop and the PKCS#11
+  /// call); count is 0 when not measured.
+  LatencySummary pool_latency;
+  /// CPU time this process spent inside the window, per successful request
+  /// (all threads: callers, actors, the module); negative when unknown. On a
+  /// saturated machine, cores / this is the throughput ceiling.
+  double cpu_us_per_op = -1;
+  /// Share (0 to 1) of all cores that other processes used during the cell;
+  /// negative when unknown.
+  double others_cpu = -1;
+  /// Requests still in flight when the window closed that completed later,
+  /// how long the last of them took to come back, and the first error among
+  /// them (a pool that stalls shows here, not in the window's numbers).
+  std::uint64_t late = 0;
+  double drain_seconds = 0;
+  std::string late_error;
+  /// hsmactor cells: the pool's metrics, snapshotted while a stall lasted.
+  std::string stall_detail;
+  /// How many runs of this cell were made; the one reported has the median
+  /// throughput.
+  int runs = 1;
 
   double ops_per_second() const { return seconds > 0 ? operations / seconds : 0; }
 };
+
+/// Returns the run with the median throughput (the lower middle one for an
+/// even count), with `runs` set to how many there were; failed runs count as
+/// zero throughput. `runs` must not be empty.
+CellResult median_run(std::vector<CellResult> runs);
 
 }  // namespace hsmactor::bench

@@ -1,5 +1,7 @@
 #include "tools/bench/driver.hpp"
 
+#include <time.h>
+
 #include <memory>
 #include <thread>
 
@@ -51,8 +53,36 @@ MeasureWindow MeasureWindow::starting_now(const Timing& timing) {
   return window;
 }
 
+namespace {
+
+std::chrono::nanoseconds process_cpu_now() {
+  timespec now{};
+  ::clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &now);
+  return std::chrono::seconds(now.tv_sec) + std::chrono::nanoseconds(now.tv_nsec);
+}
+
+}  // namespace
+
+std::chrono::nanoseconds process_cpu_during(const MeasureWindow& window) {
+  std::this_thread::sleep_until(window.start);
+  auto before = process_cpu_now();
+  std::this_thread::sleep_until(window.end);
+  return process_cpu_now() - before;
+}
+
+void set_cpu_per_op(CellResult& cell, std::chrono::nanoseconds cpu) {
+  if (cell.operations == 0) return;
+  cell.cpu_us_per_op = std::chrono::duration<double, std::micro>(cpu).count() / cell.operations;
+}
+
 void CallerTally::complete(const MeasureWindow& window, Clock::time_point started,
                            Clock::time_point done, const std::string* error) {
+  if (done > last_done) last_done = done;
+  if (done > window.end) {
+    ++late;
+    if (first_late_error.empty() && error != nullptr) first_late_error = *error;
+    return;
+  }
   if (!window.counts(done)) return;
   if (error != nullptr) {
     if (errors++ == 0) first_error = *error;
@@ -71,12 +101,17 @@ CellResult fold_cell(StrategyKind strategy, Operation operation, int concurrency
   cell.concurrency = concurrency;
   cell.seconds = window.seconds();
   LatencyRecorder all;
+  Clock::time_point last_done = window.end;
   for (CallerTally& tally : tallies) {
     cell.operations += tally.operations;
     cell.errors += tally.errors;
+    cell.late += tally.late;
     if (cell.note.empty() && !tally.first_error.empty()) cell.note = tally.first_error;
+    if (cell.late_error.empty()) cell.late_error = tally.first_late_error;
+    if (tally.last_done > last_done) last_done = tally.last_done;
     all.merge(std::move(tally.latency));
   }
+  cell.drain_seconds = std::chrono::duration<double>(last_done - window.end).count();
   cell.latency = all.summary();
   if (cell.operations == 0) {
     cell.status = CellStatus::failed;
@@ -109,8 +144,10 @@ CellResult run_closed_loop(StrategyKind strategy, Operation operation, int concu
     });
   }
   MeasureWindow window = gate.open_when_all_arrived(timing);
+  auto cpu = process_cpu_during(window);
   for (std::thread& thread : threads) thread.join();
   CellResult cell = fold_cell(strategy, operation, concurrency, window, tallies);
+  set_cpu_per_op(cell, cpu);
   for (const std::string& error : setup_errors) {
     if (!error.empty()) {
       cell.status = CellStatus::failed;
@@ -188,11 +225,14 @@ CellResult run_windowed(StrategyKind strategy, Operation operation, int concurre
     });
   }
   MeasureWindow window = gate.open_when_all_arrived(timing);
+  auto cpu = process_cpu_during(window);
   for (std::thread& thread : threads) thread.join();
   std::vector<CallerTally> tallies;
   tallies.reserve(concurrency);
   for (auto& caller : callers) tallies.push_back(std::move(caller->tally()));
-  return fold_cell(strategy, operation, concurrency, window, tallies);
+  CellResult cell = fold_cell(strategy, operation, concurrency, window, tallies);
+  set_cpu_per_op(cell, cpu);
+  return cell;
 }
 
 }  // namespace hsmactor::bench

@@ -49,6 +49,13 @@ struct MeasureWindow {
   double seconds() const { return std::chrono::duration<double>(end - start).count(); }
 };
 
+/// Sleeps until `window` opens and until it closes, and returns the CPU time
+/// the whole process used in between.
+std::chrono::nanoseconds process_cpu_during(const MeasureWindow& window);
+
+/// Sets `cell.cpu_us_per_op` from the CPU time spent in its window.
+void set_cpu_per_op(CellResult& cell, std::chrono::nanoseconds cpu);
+
 /// Samples reserved per caller before a run, so recording rarely allocates.
 inline constexpr std::size_t kReservedSamples = 1 << 16;
 
@@ -58,6 +65,11 @@ struct CallerTally {
   std::uint64_t operations = 0;
   std::uint64_t errors = 0;
   std::string first_error;
+  /// Requests that completed after the window closed (not counted above),
+  /// the first error among them, and when the last one completed.
+  std::uint64_t late = 0;
+  std::string first_late_error;
+  Clock::time_point last_done{};
 
   /// Records a request that started at `started` and completed at `done`;
   /// `error` is null on success.

@@ -80,6 +80,11 @@ Result<Options> parse_options(const std::vector<std::string>& arguments) {
       options.help = true;
       continue;
     }
+    if (flag == "--breakdown") {
+      if (has_value) return bad("--breakdown takes no value");
+      options.breakdown = true;
+      continue;
+    }
     if (flag == "--quick") {
       if (has_value) return bad("--quick takes no value");
       options.quick = true;
@@ -112,6 +117,11 @@ Result<Options> parse_options(const std::vector<std::string>& arguments) {
       auto seconds = parse_seconds(flag, value, true);
       if (!seconds) return seconds.error();
       options.warmup = *seconds;
+    } else if (flag == "--repeat") {
+      auto runs = parse_positive(flag, value);
+      if (!runs) return runs.error();
+      if (*runs > 99) return bad("--repeat is capped at 99");
+      options.repeat = static_cast<int>(*runs);
     } else if (flag == "--max-sessions" || flag == "--window" || flag == "--actor-window" ||
                flag == "--memory-sessions") {
       auto number = value == "0" && flag == "--memory-sessions" ? Result<long>(0L)
@@ -122,6 +132,15 @@ Result<Options> parse_options(const std::vector<std::string>& arguments) {
       if (flag == "--window") options.window = count;
       if (flag == "--actor-window") options.actor_window = count;
       if (flag == "--memory-sessions") options.memory_sessions = count;
+    } else if (flag == "--scheduler") {
+      if (value != "stealing" && value != "sharing") {
+        return bad("--scheduler wants stealing or sharing, not \"" + value + "\"");
+      }
+      options.scheduler_policy = value;
+    } else if (flag == "--scheduler-threads") {
+      auto threads = parse_positive(flag, value);
+      if (!threads) return threads.error();
+      options.scheduler_threads = static_cast<std::size_t>(*threads);
     } else if (flag == "--csv") {
       options.csv_path = value;
     } else if (flag == "--plot") {
@@ -159,10 +178,14 @@ Usage: hsmactor-bench [flags]
                         hsm-actor,openssl-engine or all (default all)
   --seconds=N           measured seconds per cell (default 2)
   --warmup=S            unmeasured seconds before each cell (default 0.5)
+  --repeat=N            runs per cell, interleaved across strategies so a busy
+                        moment hits all of them; the median is reported (default 1)
   --max-sessions=N      sessions of hsmactor's pool (default cores x 2,
                         capped by the token)
   --window=N            requests in flight per hsm-callback caller (default 4)
   --actor-window=N      requests in flight per hsm-actor caller (default 1)
+  --scheduler=POLICY    CAF scheduler of hsmactor: stealing (CAF's default) or sharing
+  --scheduler-threads=N CAF worker threads (default max(cores, 4))
   --memory-sessions=N   session actors opened to measure memory (default 64; 0 skips)
   --csv=PATH            also write the cells as CSV
   --plot=PATH           also write throughput vs concurrency as SVG
@@ -172,6 +195,8 @@ Usage: hsmactor-bench [flags]
   --token-dir=DIR       SoftHSM2 token directory to create or reuse (default: a
                         throwaway one under $TMPDIR, removed at exit)
   --token-label=LABEL   token label (default hsmactor-bench)
+  --breakdown           also report hsmactor's pool-side p50 (accept to reply), to
+                        split its added latency into caller<->pool and pool<->session
   --quick               short demo run: 0.25 s cells, concurrency 1,2,16
   --help                this text
 

@@ -28,6 +28,8 @@ struct Options {
   /// Measured seconds per cell, after `warmup` seconds that are not counted.
   double seconds = 2.0;
   double warmup = 0.5;
+  /// Runs per cell, interleaved across strategies; the median is reported.
+  int repeat = 1;
   /// Sessions of hsmactor's pool; 0 means twice the number of cores (the pool
   /// itself caps it by the token's limit).
   std::size_t max_sessions = 0;
@@ -35,6 +37,10 @@ struct Options {
   std::size_t window = 4;
   /// Requests an actor caller keeps in flight.
   std::size_t actor_window = 1;
+  /// CAF scheduler of hsmactor's actor system: worker threads (0: CAF's
+  /// default, max(cores, 4)) and policy ("stealing" or "sharing"; "" default).
+  std::size_t scheduler_threads = 0;
+  std::string scheduler_policy;
   /// Session actors opened to measure memory per session (0 skips it).
   std::size_t memory_sessions = 64;
   std::string csv_path;
@@ -44,6 +50,8 @@ struct Options {
   /// SoftHSM2 token directory to (re)use; empty: a throwaway one in $TMPDIR.
   std::string token_dir;
   std::string token_label = "hsmactor-bench";
+  /// Also record hsmactor's pool-side latency (through its trace sink).
+  bool breakdown = false;
   bool quick = false;
   bool help = false;
 };

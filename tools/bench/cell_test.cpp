@@ -1,0 +1,47 @@
+#include "tools/bench/cell.hpp"
+
+#include <catch2/catch.hpp>
+
+namespace hsmactor::bench {
+namespace {
+
+CellResult run_with(std::uint64_t operations, double others = 0) {
+  CellResult cell;
+  cell.seconds = 1;
+  cell.operations = operations;
+  cell.others_cpu = others;
+  return cell;
+}
+
+TEST_CASE("names round-trip for every operation and strategy") {
+  for (Operation operation : all_operations()) {
+    CHECK(parse_operation(to_string(operation)) == operation);
+  }
+  for (StrategyKind strategy : all_strategies()) {
+    CHECK(parse_strategy(to_string(strategy)) == strategy);
+  }
+  CHECK_FALSE(parse_operation("sha1"));
+  CHECK_FALSE(parse_strategy("hsm"));
+}
+
+TEST_CASE("only the three pool strategies count as hsmactor") {
+  int pooled = 0;
+  for (StrategyKind strategy : all_strategies()) pooled += is_hsmactor(strategy);
+  CHECK(pooled == 3);
+  CHECK_FALSE(is_hsmactor(StrategyKind::openssl_engine));
+}
+
+TEST_CASE("the median run is reported with the number of runs") {
+  CellResult median = median_run({run_with(300, 0.3), run_with(100), run_with(200, 0.2)});
+  CHECK(median.operations == 200);
+  CHECK(median.others_cpu == Approx(0.2));
+  CHECK(median.runs == 3);
+}
+
+TEST_CASE("an even number of runs reports the lower middle one") {
+  CHECK(median_run({run_with(4), run_with(1), run_with(3), run_with(2)}).operations == 2);
+  CHECK(median_run({run_with(7)}).runs == 1);
+}
+
+}  // namespace
+}  // namespace hsmactor::bench

@@ -1,0 +1,279 @@
+#include "tools/bench/report.hpp"
+
+#include <sstream>
+
+#include <catch2/catch.hpp>
+
+namespace hsmactor::bench {
+namespace {
+
+CellResult measured(StrategyKind strategy, Operation operation, int concurrency,
+                    std::uint64_t operations, std::uint64_t p50_ns = 1000) {
+  CellResult cell;
+  cell.strategy = strategy;
+  cell.operation = operation;
+  cell.concurrency = concurrency;
+  cell.seconds = 2.0;
+  cell.operations = operations;
+  cell.latency.count = operations;
+  cell.latency.p50_ns = p50_ns;
+  cell.latency.p99_ns = p50_ns * 3;
+  cell.others_cpu = 0.04;
+  cell.cpu_us_per_op = 123.4;
+  return cell;
+}
+
+CellResult unmeasured(StrategyKind strategy, Operation operation, int concurrency,
+                      CellStatus status, std::string note) {
+  CellResult cell;
+  cell.strategy = strategy;
+  cell.operation = operation;
+  cell.concurrency = concurrency;
+  cell.status = status;
+  cell.note = std::move(note);
+  return cell;
+}
+
+std::vector<std::string> lines_of(const std::string& text) {
+  std::vector<std::string> lines;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  return lines;
+}
+
+std::size_t count_of(const std::string& text, const std::string& needle) {
+  std::size_t count = 0;
+  for (auto at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) {
+    ++count;
+  }
+  return count;
+}
+
+TEST_CASE("ratio compares with raw-thread at the same operation and concurrency") {
+  std::vector<CellResult> cells = {
+      measured(StrategyKind::raw_thread, Operation::ecdsa, 4, 2000),
+      measured(StrategyKind::hsm_future, Operation::ecdsa, 4, 1900),
+      measured(StrategyKind::hsm_future, Operation::ecdsa, 8, 1900),
+      measured(StrategyKind::raw_thread, Operation::rsa, 4, 100),
+  };
+  CHECK(*ratio_to_raw_thread(cells, cells[1]) == Approx(0.95));
+  CHECK(*ratio_to_raw_thread(cells, cells[0]) == Approx(1.0));
+  CHECK_FALSE(ratio_to_raw_thread(cells, cells[2]));  // no raw-thread at 8
+  CHECK_FALSE(ratio_to_raw_thread(
+      cells, unmeasured(StrategyKind::openssl_engine, Operation::ecdsa, 4,
+                        CellStatus::unavailable, "no engine")));
+}
+
+TEST_CASE("the table aligns its columns and groups by operation and callers") {
+  std::vector<CellResult> cells = {
+      measured(StrategyKind::raw_thread, Operation::ecdsa, 1, 20000, 95500),
+      measured(StrategyKind::hsm_future, Operation::ecdsa, 1, 19000, 101200),
+      unmeasured(StrategyKind::openssl_engine, Operation::ecdsa, 1, CellStatus::unavailable,
+                 "engine not installed"),
+      measured(StrategyKind::raw_thread, Operation::ecdsa, 16, 40000),
+      measured(StrategyKind::hsm_future, Operation::ecdsa, 16, 39000),
+  };
+  std::string table = format_table(cells);
+  auto lines = lines_of(table);
+  REQUIRE(lines.size() == 7);  // header, 3 rows, blank, 2 rows
+  CHECK(lines[0].find("ops/s") != std::string::npos);
+  CHECK(lines[0].find("p50 µs") != std::string::npos);
+  CHECK(lines[4].empty());
+  // Right-aligned numbers end in the same column on every measured row.
+  auto end_of = [](const std::string& line, const std::string& value) {
+    return line.find(value) + value.size();
+  };
+  CHECK(end_of(lines[1], "10000") == end_of(lines[2], "9500"));
+  CHECK(lines[1].find("95.5") != std::string::npos);
+  CHECK(lines[2].find("0.95x") != std::string::npos);
+  CHECK(lines[2].find("4%") != std::string::npos);
+  CHECK(lines[2].find("123.4") != std::string::npos);
+  CHECK(lines[0].find("CPU µs/op") != std::string::npos);
+  CHECK(lines[3].find("unavailable: engine not installed") != std::string::npos);
+  CHECK(lines[6].find("0.97x") != std::string::npos);
+}
+
+TEST_CASE("csv has one line per cell and quotes notes that need it") {
+  std::vector<CellResult> cells = {
+      measured(StrategyKind::raw_thread, Operation::random, 2, 5000, 2500),
+      unmeasured(StrategyKind::openssl_engine, Operation::hmac, 2, CellStatus::unsupported,
+                 "no HMAC, \"really\""),
+  };
+  auto lines = lines_of(format_csv(cells));
+  REQUIRE(lines.size() == 3);
+  CHECK(lines[0].rfind("operation,strategy,concurrency,status,ops_per_second,p50_us", 0) == 0);
+  CHECK(lines[1].rfind("random,raw-thread,2,measured,2500.0,2.500,7.500,", 0) == 0);
+  CHECK(lines[2] == "hmac,openssl-engine,2,unsupported,,,,,,,,,,,,,,,,\"no HMAC, \"\"really\"\"\"");
+  CHECK(count_of(lines[1], ",") == count_of(lines[0], ","));
+  CHECK(count_of(lines[2], ",") == count_of(lines[0], ",") + 1);  // the comma inside the quotes
+}
+
+TEST_CASE("csv fields are quoted only when needed") {
+  CHECK(csv_field("plain") == "plain");
+  CHECK(csv_field("a,b") == "\"a,b\"");
+  CHECK(csv_field("say \"hi\"") == "\"say \"\"hi\"\"\"");
+}
+
+TEST_CASE("nice ceilings are 1, 2 or 5 times a power of ten") {
+  CHECK(nice_ceiling(0) == 1);
+  CHECK(nice_ceiling(1) == 1);
+  CHECK(nice_ceiling(1.2) == 2);
+  CHECK(nice_ceiling(3) == 5);
+  CHECK(nice_ceiling(7) == 10);
+  CHECK(nice_ceiling(1000) == 1000);
+  CHECK(nice_ceiling(12345) == 20000);
+  CHECK(nice_ceiling(0.03) == Approx(0.05));
+}
+
+TEST_CASE("the plot has a chart per operation and a line per measured strategy") {
+  std::vector<CellResult> cells;
+  for (int level : {1, 2, 4, 16}) {
+    cells.push_back(measured(StrategyKind::raw_thread, Operation::ecdsa, level, 1000 * level));
+    cells.push_back(measured(StrategyKind::hsm_actor, Operation::ecdsa, level, 900 * level));
+    cells.push_back(measured(StrategyKind::raw_thread, Operation::rsa, level, 100 * level));
+    cells.push_back(unmeasured(StrategyKind::openssl_engine, Operation::rsa, level,
+                               CellStatus::unavailable, "none"));
+  }
+  std::string svg = render_svg(cells);
+  CHECK(svg.rfind("<svg xmlns=\"http://www.w3.org/2000/svg\"", 0) == 0);
+  CHECK(svg.find("</svg>") != std::string::npos);
+  CHECK(count_of(svg, "<polyline") == 3);  // ecdsa: 2 lines, rsa: 1
+  CHECK(count_of(svg, "<circle") == 12);
+  CHECK(svg.find(">ecdsa</text>") != std::string::npos);
+  CHECK(svg.find(">rsa</text>") != std::string::npos);
+  CHECK(svg.find("openssl-engine") == std::string::npos);  // never measured: not in the legend
+  CHECK(svg.find("log2") != std::string::npos);
+  CHECK(count_of(svg, "<g>") == count_of(svg, "</g>"));
+}
+
+TEST_CASE("the plot spaces concurrency levels by their logarithm") {
+  std::vector<CellResult> cells = {
+      measured(StrategyKind::raw_thread, Operation::digest, 1, 100),
+      measured(StrategyKind::raw_thread, Operation::digest, 2, 100),
+      measured(StrategyKind::raw_thread, Operation::digest, 16, 100),
+  };
+  std::string svg = render_svg(cells);
+  auto points_at = svg.find("points=\"");
+  REQUIRE(points_at != std::string::npos);
+  std::istringstream points(svg.substr(points_at + 8));
+  double x1, x2, x16, y;
+  char comma;
+  points >> x1 >> comma >> y >> x2 >> comma >> y >> x16 >> comma >> y;
+  // log2: 1 -> 0, 2 -> 1, 16 -> 4: the gap 2..16 is three times 1..2.
+  CHECK((x16 - x2) == Approx(3 * (x2 - x1)).epsilon(0.01));
+}
+
+TEST_CASE("a chart whose strategies are 20x apart or more uses a log scale") {
+  std::vector<CellResult> close = {
+      measured(StrategyKind::raw_thread, Operation::ecdsa, 1, 1000),
+      measured(StrategyKind::hsm_future, Operation::ecdsa, 1, 400),
+  };
+  CHECK(render_svg(close).find("log scale)") == std::string::npos);
+  std::vector<CellResult> apart = {
+      measured(StrategyKind::raw_thread, Operation::random, 1, 2000000),
+      measured(StrategyKind::hsm_future, Operation::random, 1, 10000),
+  };
+  std::string svg = render_svg(apart);
+  CHECK(svg.find("ops/s (log scale)") != std::string::npos);
+  CHECK(svg.find(">1M</text>") != std::string::npos);  // decade ticks
+  CHECK(svg.find(">10k</text>") != std::string::npos);
+}
+
+TEST_CASE("targets are met, missed or not measured") {
+  std::vector<CellResult> cells = {
+      measured(StrategyKind::raw_thread, Operation::ecdsa, 1, 1000),
+      measured(StrategyKind::hsm_future, Operation::ecdsa, 1, 500),  // c = 1 does not count
+      measured(StrategyKind::raw_thread, Operation::ecdsa, 4, 1000),
+      measured(StrategyKind::hsm_future, Operation::ecdsa, 4, 960),
+      measured(StrategyKind::raw_thread, Operation::ecdsa, 16, 1000),
+      measured(StrategyKind::hsm_future, Operation::ecdsa, 16, 940),
+      measured(StrategyKind::raw_thread, Operation::rsa, 4, 100),
+      measured(StrategyKind::raw_mutex, Operation::rsa, 4, 50),
+      measured(StrategyKind::hsm_future, Operation::rsa, 4, 99),
+      measured(StrategyKind::raw_thread, Operation::random, 1, 100000, 10000),
+      measured(StrategyKind::hsm_future, Operation::random, 1, 90000, 14000),
+  };
+  MemoryReport memory;
+  memory.actors_with_sessions.sessions = 64;
+  memory.actors_with_sessions.rss_before = 1 << 20;
+  memory.actors_with_sessions.rss_after = (1 << 20) + 64 * 40 * 1024;
+  auto checks = check_targets(cells, memory);
+  auto find = [&](const std::string& start) -> const TargetCheck& {
+    for (const TargetCheck& check : checks) {
+      if (check.target.rfind(start, 0) == 0) return check;
+    }
+    FAIL("no target starting with " << start);
+    return checks.front();
+  };
+  const TargetCheck& ecdsa = find("ecdsa: hsm-future");
+  REQUIRE(ecdsa.met);
+  CHECK_FALSE(*ecdsa.met);  // 0.94 at 16 callers
+  CHECK(ecdsa.measured.find("0.94x") != std::string::npos);
+  CHECK(ecdsa.measured.find("16") != std::string::npos);
+  CHECK(*find("rsa: hsm-future >= 95%").met);
+  CHECK(*find("rsa: hsm-future >= 1.8x").met);  // 99 / 50
+  CHECK_FALSE(find("hmac: hsm-future").met);    // not measured
+  CHECK_FALSE(find("ecdsa: hsm-actor").met);
+  const TargetCheck& latency = find("random, 1 caller");
+  REQUIRE(latency.met);
+  CHECK(*latency.met);  // +4.0 us
+  CHECK(latency.measured.find("+4.0") != std::string::npos);
+  CHECK(*find("<= 64 KiB").met);  // 40 KiB
+
+  std::string text = format_targets(checks);
+  CHECK(text.find("MISSED") != std::string::npos);
+  CHECK(text.find("n/a") != std::string::npos);
+}
+
+TEST_CASE("breakdown splits the median of hsmactor cells that have a pool latency") {
+  std::vector<CellResult> cells = {
+      measured(StrategyKind::raw_thread, Operation::random, 1, 1000, 1000),
+      measured(StrategyKind::hsm_future, Operation::random, 1, 100, 50000),
+      measured(StrategyKind::hsm_actor, Operation::random, 1, 100, 30000),
+  };
+  CHECK(format_breakdown(cells).empty());
+  cells[1].pool_latency.count = 10;
+  cells[1].pool_latency.p50_ns = 21000;
+  std::string text = format_breakdown(cells);
+  auto lines = lines_of(text);
+  REQUIRE(lines.size() == 4);  // two lines of heading, column names, one cell
+  CHECK(lines[3].find("hsm-future") != std::string::npos);
+  // 50 = 29 caller<->pool + 20 pool overhead + 1 PKCS#11
+  CHECK(lines[3].find("50.0") != std::string::npos);
+  CHECK(lines[3].find("29.0") != std::string::npos);
+  CHECK(lines[3].find("20.0") != std::string::npos);
+  CHECK(lines[3].find("1.0") != std::string::npos);
+  CHECK(text.find("hsm-actor") == std::string::npos);
+}
+
+TEST_CASE("a cell whose in-flight requests came back late is reported as a stall") {
+  std::vector<CellResult> cells = {
+      measured(StrategyKind::raw_thread, Operation::ecdsa, 16, 1000),
+      measured(StrategyKind::hsm_callback, Operation::ecdsa, 16, 900),
+  };
+  cells[0].drain_seconds = 0.001;
+  CHECK(format_stalls(cells).empty());
+  cells[1].late = 60;
+  cells[1].drain_seconds = 60.3;
+  cells[1].late_error = "deadline_exceeded";
+  std::string stalls = format_stalls(cells);
+  CHECK(stalls.find("ecdsa x16 hsm-callback: 60 late answers, the last 60.3 s") !=
+        std::string::npos);
+  CHECK(stalls.find("deadline_exceeded") != std::string::npos);
+  CHECK(format_table(cells).find("stalled 60.3 s after the window") != std::string::npos);
+}
+
+TEST_CASE("memory report divides the growth by the sessions and says what it includes") {
+  MemoryReport memory;
+  memory.raw_sessions.sessions = 4;
+  memory.raw_sessions.rss_before = 0;
+  memory.raw_sessions.rss_after = 4 * 2048;
+  memory.actors_with_sessions.note = "open_token failed";
+  std::string text = format_memory(memory);
+  CHECK(text.find("2.0 KiB") != std::string::npos);
+  CHECK(text.find("not measured: open_token failed") != std::string::npos);
+  CHECK(text.find("module's own") != std::string::npos);
+}
+
+}  // namespace
+}  // namespace hsmactor::bench

@@ -1,0 +1,72 @@
+// hsmactor strategies: the same token through hsmactor's pool, reached three
+// ways: caller threads blocking on futures, caller threads with a bounded
+// window of callbacks, and CAF actors sending Jobs to the pool's handle.
+//
+// One Hsm and one Token serve all three, opened once for the whole run and
+// sharing the module (and its login) with the raw strategies: the module was
+// initialised by BenchToken, so hsmactor finds it initialised and never
+// finalises it.
+//
+// Usage:
+//   auto hsm = HsmactorBench::open(token, settings);
+//   auto futures = (*hsm)->make_strategy(StrategyKind::hsm_future);
+//   MemoryMeasurement memory = (*hsm)->measure_session_actors(64);
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <string>
+
+#include "pkcs11/error.hpp"
+#include "tools/bench/memory.hpp"
+#include "tools/bench/strategy.hpp"
+#include "tools/bench/token_setup.hpp"
+
+namespace hsmactor::bench {
+
+/// How hsmactor is set up for the run.
+struct HsmactorSettings {
+  /// Pool sessions (already resolved; never 0).
+  std::size_t max_sessions = 4;
+  /// Requests in flight per callback caller and per actor caller.
+  std::size_t callback_window = 4;
+  std::size_t actor_window = 1;
+  /// CAF scheduler: worker threads (0: CAF's default) and policy ("" default).
+  std::size_t scheduler_threads = 0;
+  std::string scheduler_policy;
+  /// Record the pool's own latency per cell through the token's trace sink.
+  bool breakdown = false;
+};
+
+/// hsmactor opened on the benchmark token.
+class HsmactorBench {
+ public:
+  /// Opens an Hsm and its Token on `token` (which must outlive this object),
+  /// warms the pool to `settings.max_sessions` and resolves the keys.
+  static Result<std::unique_ptr<HsmactorBench>> open(const BenchToken& token,
+                                                     const HsmactorSettings& settings);
+  /// Closes the token, then the actor system.
+  ~HsmactorBench();
+  HsmactorBench(const HsmactorBench&) = delete;
+  HsmactorBench& operator=(const HsmactorBench&) = delete;
+
+  /// Returns hsm_future, hsm_callback or hsm_actor, or nullptr for another kind.
+  std::unique_ptr<Strategy> make_strategy(StrategyKind kind);
+
+  /// Opens a second pool of `count` session actors (without a login, so that
+  /// closing it cannot log the token out), samples RSS once the actors run and
+  /// again once each holds an open PKCS#11 session, then closes the pool.
+  /// Returns the second measurement; `actors_only` receives the first.
+  MemoryMeasurement measure_session_actors(std::size_t count, MemoryMeasurement* actors_only);
+
+  const HsmactorSettings& settings() const { return settings_; }
+
+  struct State;
+
+ private:
+  HsmactorBench() = default;
+  std::unique_ptr<State> state_;
+  HsmactorSettings settings_;
+};
+
+}  // namespace hsmactor::bench
