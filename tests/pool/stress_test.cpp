@@ -463,7 +463,7 @@ TEST_CASE("16 callers x 5000 mixed requests through stale sessions and a token r
   const auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started);
 
   // One more round trip through the bridge and the pool before counting calls.
-  auto last = token.random(8).get(30s);
+  auto last = token.random(8).get(kAnswerLimit);
   INFO("last request: " << (last.ok() ? "ok" : last.error().message()));
   REQUIRE(last.ok());
   auto metrics = token.metrics();
