@@ -48,6 +48,8 @@ using open_atom = caf::atom_constant<caf::atom("open")>;
 using unpin_atom = caf::atom_constant<caf::atom("unpin")>;
 using sweep_atom = caf::atom_constant<caf::atom("sweep")>;
 using grow_atom = caf::atom_constant<caf::atom("grow")>;
+using serve_atom = caf::atom_constant<caf::atom("serve")>;
+using pull_atom = caf::atom_constant<caf::atom("pull")>;
 
 /// The single-shot operations a session actor performs.
 enum class Op : std::uint8_t {
@@ -129,6 +131,15 @@ struct StreamSpec {
   std::int64_t deadline_ns = 0;
 };
 
+class JobQueue;
+
+/// The queue a pooled session actor pulls jobs from, and its slot there.
+/// Process-local (no inspect()): it carries a pointer.
+struct JobSource {
+  std::shared_ptr<JobQueue> queue;
+  std::size_t slot = 0;
+};
+
 /// What a session actor reports about itself.
 struct SessionStatus {
   bool session_open = false;
@@ -188,7 +199,9 @@ using session_actor = caf::typed_actor<
     caf::replies_to<s_update_atom, Bytes>::with<std::uint64_t>,
     caf::replies_to<s_finish_atom, Bytes>::with<JobResult>,
     caf::replies_to<s_abort_atom>::with<bool>,
-    caf::replies_to<status_atom>::with<SessionStatus>>;
+    caf::replies_to<status_atom>::with<SessionStatus>,
+    caf::reacts_to<serve_atom, JobSource>,
+    caf::reacts_to<pull_atom>>;
 
 /// One per module real path: initialise/finalise, login per token, healing.
 using supervisor_actor = caf::typed_actor<
@@ -273,3 +286,4 @@ typename Inspector::result_type inspect(Inspector& f, PublicKey& x) {
 // PinBox deliberately has no inspect(): it stays inside the process and
 // renders as <unprintable>.
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(hsmactor::PinBox)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(hsmactor::JobSource)

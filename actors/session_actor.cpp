@@ -1,5 +1,6 @@
 #include "actors/session_actor.hpp"
 
+#include "actors/job_queue.hpp"
 #include "actors/session_core.hpp"
 #include "pkcs11/rv.hpp"
 
@@ -19,7 +20,18 @@ struct SessionState {
   std::uint64_t restarts = 0;
   /// The token is supposed to be logged in (the supervisor holds its login).
   bool login_expected = false;
+  /// The pool queue this actor pulls jobs from (none outside a pool).
+  JobSource source;
+  caf::actor_addr self_address;
+  /// A heal is in progress: queued jobs wait until it is done.
+  bool healing = false;
+  /// The session could not open for lack of room; the actor is leaving.
+  bool retiring = false;
   const char* name = "hsmactor.session";
+
+  ~SessionState() {
+    if (source.queue) source.queue->detach(source.slot, self_address);
+  }
 
   /// Opens the session if there is none. A new session on a token that should
   /// be logged in but is not (it was reset) reports CKR_USER_NOT_LOGGED_IN, so
@@ -57,50 +69,171 @@ Error stale_retry_failed(const Error& last) {
                  "the session went stale, was replaced, and the retry failed too");
 }
 
-// Runs `job` after a stale code: heals through the supervisor, then retries
-// once on a new session. Later messages wait until this finishes.
-caf::result<JobResult> heal_and_retry(session_pointer self, Job job, Error first) {
+using Finish = std::function<void(Result<JobResult>)>;
+
+// Runs `job` once on this actor's session (opening one if needed).
+Result<JobResult> run_once(SessionState& st, const Job& job) {
+  const char* operation = to_string(job.op);
+  if (time_left(job.deadline_ns).count() == 0) {
+    return Error::make(Condition::deadline_exceeded,
+                       "the deadline passed before the request started", operation);
+  }
+  auto opened = st.ensure_open();
+  if (!opened) return opened.error().in_operation(operation);
+  return execute_job(st.session, job, st.generation, st.keys);
+}
+
+// Heals through the supervisor after a stale code, then retries `job` once on
+// a new session and hands the outcome to `finish`. Other messages, and queued
+// jobs, wait until this is done (await).
+void heal_and_retry(session_pointer self, Job job, Error first, Finish finish) {
   auto& st = self->state;
-  st.discard_session();
-  if (!may_retry_after_stale_session(job.op)) return to_caf_error(first);
-  auto promise = self->make_response_promise<JobResult>();
   auto timeout = time_left(job.deadline_ns);
   if (timeout.count() == 0) {
-    return to_caf_error(Error::make(Condition::deadline_exceeded,
-                                    "the deadline passed during a session restart",
-                                    to_string(job.op)));
+    finish(Error::make(Condition::deadline_exceeded,
+                       "the deadline passed during a session restart", to_string(job.op)));
+    return;
   }
+  st.healing = true;
   self->request(st.supervisor, timeout, heal_atom::value, std::uint64_t{st.slot},
                 std::uint64_t{first.rv()}, st.generation)
       .await(
-          [self, job, promise](std::uint64_t generation) mutable {
+          [self, job, finish](std::uint64_t generation) {
             auto& state = self->state;
+            state.healing = false;
             state.generation = generation;
             state.restarts++;
             auto opened = state.ensure_open();
             if (!opened) {
-              promise.deliver(to_caf_error(stale_retry_failed(opened.error())));
+              finish(stale_retry_failed(opened.error()));
               return;
             }
             auto retried = execute_job(state.session, job, state.generation, state.keys);
             if (retried) {
               retried->attempts = 2;
-              promise.deliver(std::move(*retried));
+              finish(std::move(*retried));
               return;
             }
             if (pkcs11::is_stale_session_rv(retried.error().rv())) {
               state.discard_session();
-              promise.deliver(to_caf_error(stale_retry_failed(retried.error())));
+              finish(stale_retry_failed(retried.error()));
               return;
             }
-            promise.deliver(to_caf_error(retried.error()));
+            finish(retried.error());
           },
-          [self, promise, job](caf::error& failure) mutable {
+          [self, job, finish](caf::error& failure) {
             // The heal itself failed (token absent, login refused, timeout).
-            Error error = from_caf_error(failure).in_operation(to_string(job.op));
-            promise.deliver(to_caf_error(error));
+            self->state.healing = false;
+            finish(from_caf_error(failure).in_operation(to_string(job.op)));
           });
-  return promise;
+}
+
+// Runs `job`; after a stale code on a job that may be repeated, heals and
+// retries once. `finish` gets the outcome exactly once, now or after the heal.
+void run_job(session_pointer self, const Job& job, Finish finish) {
+  auto& st = self->state;
+  auto result = run_once(st, job);
+  if (result || !pkcs11::is_stale_session_rv(result.error().rv())) {
+    finish(std::move(result));
+    return;
+  }
+  st.discard_session();
+  if (!may_retry_after_stale_session(job.op)) {
+    finish(std::move(result));
+    return;
+  }
+  heal_and_retry(self, job, result.error(), std::move(finish));
+}
+
+void drain(session_pointer self);
+
+// Runs one job taken from the pool's queue.
+void run_pulled(session_pointer self, QueuedJobPtr queued) {
+  auto& st = self->state;
+  auto& queue = *st.source.queue;
+  if (!st.session.is_open() && time_left(queued->job.deadline_ns).count() > 0) {
+    auto opened = st.ensure_open();
+    if (!opened && opened.error().rv() == CKR_SESSION_COUNT && queue.consumers() > 1) {
+      // The token has no room for this session: leave the job to the others
+      // and go, so the pool lowers its ceiling (it sees why in the down message).
+      queue.requeue(std::move(queued));
+      queue.detach(st.source.slot, st.self_address);
+      st.retiring = true;
+      self->quit(to_caf_error(opened.error().in_operation("open_session")));
+      return;
+    }
+  }
+  auto result = run_once(st, queued->job);
+  if (result || !pkcs11::is_stale_session_rv(result.error().rv())) {
+    queued->complete(std::move(result));
+    return;
+  }
+  st.discard_session();
+  if (!may_retry_after_stale_session(queued->job.op)) {
+    queued->complete(std::move(result));
+    return;
+  }
+  // The job outlives this call while the heal runs; CAF handlers are copied,
+  // hence shared ownership.
+  auto held = std::make_shared<QueuedJobPtr>(std::move(queued));
+  Job job = (*held)->job;
+  heal_and_retry(self, std::move(job), result.error(), [self, held](Result<JobResult> outcome) {
+    (*held)->complete(std::move(outcome));
+    drain(self);
+  });
+}
+
+// Marks a consumer busy for one job, even if the job throws.
+class JobScope {
+ public:
+  JobScope(JobQueue& queue, std::size_t slot) : queue_(queue), slot_(slot) {
+    queue_.begin_job(slot_);
+  }
+  ~JobScope() { queue_.end_job(slot_); }
+  JobScope(const JobScope&) = delete;
+  JobScope& operator=(const JobScope&) = delete;
+
+ private:
+  JobQueue& queue_;
+  std::size_t slot_;
+};
+
+// Pulls and runs queued jobs until the queue is empty, then spins briefly and
+// parks. Returns early when other messages wait (a stream, an exit, a status
+// query), after sending itself a `pull` to come back afterwards.
+void drain(session_pointer self) {
+  auto& st = self->state;
+  if (!st.source.queue || st.streaming || st.healing || st.retiring) return;
+  auto& queue = *st.source.queue;
+  queue.resume(st.source.slot);
+  while (!queue.closed()) {
+    if (!self->mailbox().empty()) {
+      self->send(caf::actor_cast<session_actor>(self), pull_atom::value);
+      return;
+    }
+    QueuedJobPtr job = queue.try_pop();
+    if (!job) job = queue.spin_pop();
+    if (!job) {
+      if (queue.park(st.source.slot)) return;
+      continue;
+    }
+    // More waiting: let a parked session start on them while this one works.
+    if (queue.depth() > 0) queue.wake_idle();
+    JobScope scope(queue, st.source.slot);
+    run_pulled(self, std::move(job));
+    if (st.healing || st.retiring) return;
+  }
+}
+
+// A stream ended: the session serves the queue again.
+void end_stream(session_pointer self) {
+  auto& st = self->state;
+  st.streaming = false;
+  st.streamed_bytes = 0;
+  if (st.source.queue) {
+    st.source.queue->resume(st.source.slot);
+    self->send(caf::actor_cast<session_actor>(self), pull_atom::value);
+  }
 }
 
 Error pinned_error(const char* operation) {
@@ -111,7 +244,9 @@ Error pinned_error(const char* operation) {
 // Ends a stream after a failure: the operation may still be active inside the
 // module, so the session is closed rather than reused.
 caf::error fail_stream(session_pointer self, const Error& error) {
+  bool was_streaming = self->state.streaming;
   self->state.discard_session();
+  if (was_streaming) end_stream(self);
   if (pkcs11::is_stale_session_rv(error.rv())) {
     return to_caf_error(error.as(Condition::stream_interrupted,
                                  "the session went stale during a multi-part stream; "
@@ -141,26 +276,16 @@ session_actor::behavior_type session_impl(session_pointer self,
   });
   return {
       [self](run_atom, Job& job) -> caf::result<JobResult> {
-        auto& st = self->state;
-        const char* operation = to_string(job.op);
-        if (st.streaming) return to_caf_error(pinned_error(operation));
-        if (time_left(job.deadline_ns).count() == 0) {
-          return to_caf_error(Error::make(Condition::deadline_exceeded,
-                                          "the deadline passed before the request started",
-                                          operation));
-        }
-        auto opened = st.ensure_open();
-        if (!opened) {
-          Error error = opened.error().in_operation(operation);
-          if (pkcs11::is_stale_session_rv(error.rv())) return heal_and_retry(self, job, error);
-          return to_caf_error(error);
-        }
-        auto result = execute_job(st.session, job, st.generation, st.keys);
-        if (result) return std::move(*result);
-        if (pkcs11::is_stale_session_rv(result.error().rv())) {
-          return heal_and_retry(self, std::move(job), result.error());
-        }
-        return to_caf_error(result.error());
+        if (self->state.streaming) return to_caf_error(pinned_error(to_string(job.op)));
+        auto promise = self->make_response_promise<JobResult>();
+        run_job(self, job, [promise](Result<JobResult> result) mutable {
+          if (result) {
+            promise.deliver(std::move(*result));
+          } else {
+            promise.deliver(to_caf_error(result.error()));
+          }
+        });
+        return promise;
       },
       [self](s_begin_atom, StreamSpec& spec) -> caf::result<std::uint64_t> {
         auto& st = self->state;
@@ -178,6 +303,7 @@ session_actor::behavior_type session_impl(session_pointer self,
         }
         if (!started) return fail_stream(self, started.error());
         st.streaming = true;
+        if (st.source.queue) st.source.queue->pin(st.source.slot);
         st.stream_kind = spec.kind;
         st.streamed_bytes = 0;
         return std::uint64_t{st.session.handle()};
@@ -215,14 +341,16 @@ session_actor::behavior_type session_impl(session_pointer self,
           if (!out) return fail_stream(self, out.error());
           result.bytes = std::move(*out);
         }
-        st.streaming = false;
-        st.streamed_bytes = 0;
+        end_stream(self);
         return result;
       },
       [self](s_abort_atom) -> bool {
         // PKCS#11 2.40 cannot cancel an operation: closing is the only way to
         // make sure nothing half-done is ever shared.
-        if (self->state.streaming) self->state.discard_session();
+        if (self->state.streaming) {
+          self->state.discard_session();
+          end_stream(self);
+        }
         return true;
       },
       [self](status_atom) -> SessionStatus {
@@ -235,6 +363,13 @@ session_actor::behavior_type session_impl(session_pointer self,
         status.restarts = st.restarts;
         return status;
       },
+      [self](serve_atom, JobSource& source) {
+        auto& st = self->state;
+        st.source = std::move(source);
+        st.self_address = self->address();
+        drain(self);
+      },
+      [self](pull_atom) { drain(self); },
   };
 }
 

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 
 namespace hsmactor::pkcs11 {
@@ -207,13 +208,24 @@ Result<void> Module::init_token(CK_SLOT_ID slot, const Pin& so_pin, const std::s
   return success();
 }
 
-Result<Session> Module::open_session(CK_SLOT_ID slot, SessionMode mode) {
+Result<Session> Module::open_session(CK_SLOT_ID slot, SessionMode mode,
+                                     CallObserver* observer) {
   CK_FLAGS flags = CKF_SERIAL_SESSION;
   if (mode == SessionMode::read_write) flags |= CKF_RW_SESSION;
   CK_SESSION_HANDLE handle = CK_INVALID_HANDLE;
+  std::chrono::steady_clock::time_point start;
+  if (observer != nullptr) start = std::chrono::steady_clock::now();
   CK_RV rv = functions_->C_OpenSession(slot, flags, nullptr, nullptr, &handle);
+  if (observer != nullptr) {
+    const auto duration = std::chrono::steady_clock::now() - start;
+    observer->on_call(CallRecord{"C_OpenSession", rv == CKR_OK ? handle : CK_INVALID_HANDLE, slot,
+                                 std::chrono::duration_cast<std::chrono::nanoseconds>(duration),
+                                 rv});
+  }
   if (rv != CKR_OK) return Error::from_rv(rv, "C_OpenSession", "open_session");
-  return Session(functions_, handle, slot);
+  Session session(functions_, handle, slot);
+  session.set_observer(observer);
+  return session;
 }
 
 Result<void> Module::close_all_sessions(CK_SLOT_ID slot) {

@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "pkcs11/call_observer.hpp"
 #include "pkcs11/cryptoki.hpp"
 #include "pkcs11/error.hpp"
 #include "pkcs11/pin.hpp"
@@ -114,8 +115,11 @@ class Module {
 
   /// Initialises (erases) the token in `slot` with an SO PIN and a label.
   Result<void> init_token(CK_SLOT_ID slot, const Pin& so_pin, const std::string& label);
-  /// Opens a session. CKR_SESSION_COUNT when the token has no more.
-  Result<Session> open_session(CK_SLOT_ID slot, SessionMode mode = SessionMode::read_write);
+  /// Opens a session. CKR_SESSION_COUNT when the token has no more. With an
+  /// `observer`, reports C_OpenSession to it (session 0 when that fails) and
+  /// sets it on the new session, so it sees every call from the first on.
+  Result<Session> open_session(CK_SLOT_ID slot, SessionMode mode = SessionMode::read_write,
+                               CallObserver* observer = nullptr);
   /// Closes every session of this process on `slot` (this also ends the login).
   Result<void> close_all_sessions(CK_SLOT_ID slot);
 

@@ -1,5 +1,6 @@
 #include "pkcs11/session.hpp"
 
+#include <chrono>
 #include <utility>
 
 namespace hsmactor::pkcs11 {
@@ -58,11 +59,28 @@ Bytes unwrap_octet_string(const Bytes& der) {
 
 }  // namespace
 
+template <class F>
+CK_RV Session::call(const char* function, F&& c_call) const {
+  if (observer_ == nullptr) return c_call();
+  // The handle is read before the call: C_CloseSession forgets it inside.
+  const CK_SESSION_HANDLE session = handle_;
+  const auto start = std::chrono::steady_clock::now();
+  const CK_RV rv = c_call();
+  const auto duration = std::chrono::steady_clock::now() - start;
+  observer_->on_call(CallRecord{function, session, slot_,
+                                std::chrono::duration_cast<std::chrono::nanoseconds>(duration),
+                                rv});
+  return rv;
+}
+
 Session::Session(CK_FUNCTION_LIST* functions, CK_SESSION_HANDLE handle, CK_SLOT_ID slot)
     : functions_(functions), handle_(handle), slot_(slot) {}
 
 Session::Session(Session&& other) noexcept
-    : functions_(other.functions_), handle_(other.release()), slot_(other.slot_) {}
+    : functions_(other.functions_),
+      handle_(other.release()),
+      slot_(other.slot_),
+      observer_(std::exchange(other.observer_, nullptr)) {}
 
 Session& Session::operator=(Session&& other) noexcept {
   if (this != &other) {
@@ -70,6 +88,7 @@ Session& Session::operator=(Session&& other) noexcept {
     functions_ = other.functions_;
     slot_ = other.slot_;
     handle_ = other.release();
+    observer_ = std::exchange(other.observer_, nullptr);
   }
   return *this;
 }
@@ -82,7 +101,9 @@ void Session::abandon() { handle_ = CK_INVALID_HANDLE; }
 
 Result<void> Session::close() {
   if (handle_ == CK_INVALID_HANDLE) return success();
-  CK_RV rv = functions_->C_CloseSession(std::exchange(handle_, CK_INVALID_HANDLE));
+  CK_RV rv = call("C_CloseSession", [&] {
+    return functions_->C_CloseSession(std::exchange(handle_, CK_INVALID_HANDLE));
+  });
   if (rv != CKR_OK) return fail(rv, "C_CloseSession", "close_session");
   return success();
 }
@@ -93,38 +114,43 @@ Error Session::fail(CK_RV rv, const char* function, const char* operation) const
 
 Result<SessionInfo> Session::info() const {
   CK_SESSION_INFO raw{};
-  CK_RV rv = functions_->C_GetSessionInfo(handle_, &raw);
+  CK_RV rv = call("C_GetSessionInfo", [&] { return functions_->C_GetSessionInfo(handle_, &raw); });
   if (rv != CKR_OK) return fail(rv, "C_GetSessionInfo", "session_info");
   return SessionInfo{raw.slotID, raw.state, raw.flags, raw.ulDeviceError};
 }
 
 Result<void> Session::login(CK_USER_TYPE user_type, const Pin& pin) {
-  CK_RV rv = functions_->C_Login(handle_, user_type, const_cast<CK_UTF8CHAR_PTR>(pin.data()),
-                                 pin.size());
+  CK_RV rv = call("C_Login", [&] {
+    return functions_->C_Login(handle_, user_type, const_cast<CK_UTF8CHAR_PTR>(pin.data()),
+                               pin.size());
+  });
   if (rv != CKR_OK && rv != CKR_USER_ALREADY_LOGGED_IN) return fail(rv, "C_Login", "login");
   return success();
 }
 
 Result<void> Session::logout() {
-  CK_RV rv = functions_->C_Logout(handle_);
+  CK_RV rv = call("C_Logout", [&] { return functions_->C_Logout(handle_); });
   if (rv != CKR_OK && rv != CKR_USER_NOT_LOGGED_IN) return fail(rv, "C_Logout", "logout");
   return success();
 }
 
 Result<void> Session::init_pin(const Pin& user_pin) {
-  CK_RV rv = functions_->C_InitPIN(handle_, const_cast<CK_UTF8CHAR_PTR>(user_pin.data()),
-                                   user_pin.size());
+  CK_RV rv = call("C_InitPIN", [&] {
+    return functions_->C_InitPIN(handle_, const_cast<CK_UTF8CHAR_PTR>(user_pin.data()),
+                                 user_pin.size());
+  });
   if (rv != CKR_OK) return fail(rv, "C_InitPIN", "init_pin");
   return success();
 }
 
 Result<Bytes> Session::sign(const Mechanism& mechanism, CK_OBJECT_HANDLE key, ByteView data) {
   CkMechanism ck(mechanism);
-  CK_RV rv = functions_->C_SignInit(handle_, ck.get(), key);
+  CK_RV rv = call("C_SignInit", [&] { return functions_->C_SignInit(handle_, ck.get(), key); });
   if (rv != CKR_OK) return fail(rv, "C_SignInit", "sign");
   Bytes signature;
   rv = call_with_output(kSignatureGuess, signature, [&](CK_BYTE_PTR out, CK_ULONG_PTR length) {
-    return functions_->C_Sign(handle_, in(data), data.size, out, length);
+    return call("C_Sign",
+                [&] { return functions_->C_Sign(handle_, in(data), data.size, out, length); });
   });
   if (rv != CKR_OK) return fail(rv, "C_Sign", "sign");
   return signature;
@@ -132,13 +158,14 @@ Result<Bytes> Session::sign(const Mechanism& mechanism, CK_OBJECT_HANDLE key, By
 
 Result<void> Session::sign_init(const Mechanism& mechanism, CK_OBJECT_HANDLE key) {
   CkMechanism ck(mechanism);
-  CK_RV rv = functions_->C_SignInit(handle_, ck.get(), key);
+  CK_RV rv = call("C_SignInit", [&] { return functions_->C_SignInit(handle_, ck.get(), key); });
   if (rv != CKR_OK) return fail(rv, "C_SignInit", "sign_init");
   return success();
 }
 
 Result<void> Session::sign_update(ByteView data) {
-  CK_RV rv = functions_->C_SignUpdate(handle_, in(data), data.size);
+  CK_RV rv =
+      call("C_SignUpdate", [&] { return functions_->C_SignUpdate(handle_, in(data), data.size); });
   if (rv != CKR_OK) return fail(rv, "C_SignUpdate", "sign_update");
   return success();
 }
@@ -146,7 +173,7 @@ Result<void> Session::sign_update(ByteView data) {
 Result<Bytes> Session::sign_final() {
   Bytes signature;
   CK_RV rv = call_with_output(kSignatureGuess, signature, [&](CK_BYTE_PTR out, CK_ULONG_PTR length) {
-    return functions_->C_SignFinal(handle_, out, length);
+    return call("C_SignFinal", [&] { return functions_->C_SignFinal(handle_, out, length); });
   });
   if (rv != CKR_OK) return fail(rv, "C_SignFinal", "sign_final");
   return signature;
@@ -155,9 +182,11 @@ Result<Bytes> Session::sign_final() {
 Result<bool> Session::verify(const Mechanism& mechanism, CK_OBJECT_HANDLE key, ByteView data,
                              ByteView signature) {
   CkMechanism ck(mechanism);
-  CK_RV rv = functions_->C_VerifyInit(handle_, ck.get(), key);
+  CK_RV rv = call("C_VerifyInit", [&] { return functions_->C_VerifyInit(handle_, ck.get(), key); });
   if (rv != CKR_OK) return fail(rv, "C_VerifyInit", "verify");
-  rv = functions_->C_Verify(handle_, in(data), data.size, in(signature), signature.size);
+  rv = call("C_Verify", [&] {
+    return functions_->C_Verify(handle_, in(data), data.size, in(signature), signature.size);
+  });
   if (rv == CKR_OK) return true;
   if (rv == CKR_SIGNATURE_INVALID || rv == CKR_SIGNATURE_LEN_RANGE) return false;
   return fail(rv, "C_Verify", "verify");
@@ -165,19 +194,23 @@ Result<bool> Session::verify(const Mechanism& mechanism, CK_OBJECT_HANDLE key, B
 
 Result<void> Session::verify_init(const Mechanism& mechanism, CK_OBJECT_HANDLE key) {
   CkMechanism ck(mechanism);
-  CK_RV rv = functions_->C_VerifyInit(handle_, ck.get(), key);
+  CK_RV rv = call("C_VerifyInit", [&] { return functions_->C_VerifyInit(handle_, ck.get(), key); });
   if (rv != CKR_OK) return fail(rv, "C_VerifyInit", "verify_init");
   return success();
 }
 
 Result<void> Session::verify_update(ByteView data) {
-  CK_RV rv = functions_->C_VerifyUpdate(handle_, in(data), data.size);
+  CK_RV rv = call("C_VerifyUpdate", [&] {
+    return functions_->C_VerifyUpdate(handle_, in(data), data.size);
+  });
   if (rv != CKR_OK) return fail(rv, "C_VerifyUpdate", "verify_update");
   return success();
 }
 
 Result<bool> Session::verify_final(ByteView signature) {
-  CK_RV rv = functions_->C_VerifyFinal(handle_, in(signature), signature.size);
+  CK_RV rv = call("C_VerifyFinal", [&] {
+    return functions_->C_VerifyFinal(handle_, in(signature), signature.size);
+  });
   if (rv == CKR_OK) return true;
   if (rv == CKR_SIGNATURE_INVALID || rv == CKR_SIGNATURE_LEN_RANGE) return false;
   return fail(rv, "C_VerifyFinal", "verify_final");
@@ -186,7 +219,8 @@ Result<bool> Session::verify_final(ByteView signature) {
 Result<Bytes> Session::encrypt(const Mechanism& mechanism, CK_OBJECT_HANDLE key,
                                ByteView plaintext) {
   CkMechanism ck(mechanism);
-  CK_RV rv = functions_->C_EncryptInit(handle_, ck.get(), key);
+  CK_RV rv =
+      call("C_EncryptInit", [&] { return functions_->C_EncryptInit(handle_, ck.get(), key); });
   if (rv != CKR_OK) return fail(rv, "C_EncryptInit", "encrypt");
   Bytes ciphertext;
   // RSA outputs a modulus-sized block whatever the input size.
@@ -194,7 +228,9 @@ Result<Bytes> Session::encrypt(const Mechanism& mechanism, CK_OBJECT_HANDLE key,
                           ? kSignatureGuess
                           : plaintext.size + kCipherSlack;
   rv = call_with_output(guess, ciphertext, [&](CK_BYTE_PTR out, CK_ULONG_PTR length) {
-    return functions_->C_Encrypt(handle_, in(plaintext), plaintext.size, out, length);
+    return call("C_Encrypt", [&] {
+      return functions_->C_Encrypt(handle_, in(plaintext), plaintext.size, out, length);
+    });
   });
   if (rv != CKR_OK) return fail(rv, "C_Encrypt", "encrypt");
   return ciphertext;
@@ -203,13 +239,16 @@ Result<Bytes> Session::encrypt(const Mechanism& mechanism, CK_OBJECT_HANDLE key,
 Result<Bytes> Session::decrypt(const Mechanism& mechanism, CK_OBJECT_HANDLE key,
                                ByteView ciphertext) {
   CkMechanism ck(mechanism);
-  CK_RV rv = functions_->C_DecryptInit(handle_, ck.get(), key);
+  CK_RV rv =
+      call("C_DecryptInit", [&] { return functions_->C_DecryptInit(handle_, ck.get(), key); });
   if (rv != CKR_OK) return fail(rv, "C_DecryptInit", "decrypt");
   Bytes plaintext;
   rv = call_with_output(ciphertext.size + kCipherSlack, plaintext,
                         [&](CK_BYTE_PTR out, CK_ULONG_PTR length) {
-                          return functions_->C_Decrypt(handle_, in(ciphertext), ciphertext.size,
-                                                       out, length);
+                          return call("C_Decrypt", [&] {
+                            return functions_->C_Decrypt(handle_, in(ciphertext), ciphertext.size,
+                                                         out, length);
+                          });
                         });
   if (rv != CKR_OK) return fail(rv, "C_Decrypt", "decrypt");
   return plaintext;
@@ -217,11 +256,13 @@ Result<Bytes> Session::decrypt(const Mechanism& mechanism, CK_OBJECT_HANDLE key,
 
 Result<Bytes> Session::digest(const Mechanism& mechanism, ByteView data) {
   CkMechanism ck(mechanism);
-  CK_RV rv = functions_->C_DigestInit(handle_, ck.get());
+  CK_RV rv = call("C_DigestInit", [&] { return functions_->C_DigestInit(handle_, ck.get()); });
   if (rv != CKR_OK) return fail(rv, "C_DigestInit", "digest");
   Bytes out;
   rv = call_with_output(kDigestGuess, out, [&](CK_BYTE_PTR buffer, CK_ULONG_PTR length) {
-    return functions_->C_Digest(handle_, in(data), data.size, buffer, length);
+    return call("C_Digest", [&] {
+      return functions_->C_Digest(handle_, in(data), data.size, buffer, length);
+    });
   });
   if (rv != CKR_OK) return fail(rv, "C_Digest", "digest");
   return out;
@@ -229,13 +270,15 @@ Result<Bytes> Session::digest(const Mechanism& mechanism, ByteView data) {
 
 Result<void> Session::digest_init(const Mechanism& mechanism) {
   CkMechanism ck(mechanism);
-  CK_RV rv = functions_->C_DigestInit(handle_, ck.get());
+  CK_RV rv = call("C_DigestInit", [&] { return functions_->C_DigestInit(handle_, ck.get()); });
   if (rv != CKR_OK) return fail(rv, "C_DigestInit", "digest_init");
   return success();
 }
 
 Result<void> Session::digest_update(ByteView data) {
-  CK_RV rv = functions_->C_DigestUpdate(handle_, in(data), data.size);
+  CK_RV rv = call("C_DigestUpdate", [&] {
+    return functions_->C_DigestUpdate(handle_, in(data), data.size);
+  });
   if (rv != CKR_OK) return fail(rv, "C_DigestUpdate", "digest_update");
   return success();
 }
@@ -243,7 +286,8 @@ Result<void> Session::digest_update(ByteView data) {
 Result<Bytes> Session::digest_final() {
   Bytes out;
   CK_RV rv = call_with_output(kDigestGuess, out, [&](CK_BYTE_PTR buffer, CK_ULONG_PTR length) {
-    return functions_->C_DigestFinal(handle_, buffer, length);
+    return call("C_DigestFinal",
+                [&] { return functions_->C_DigestFinal(handle_, buffer, length); });
   });
   if (rv != CKR_OK) return fail(rv, "C_DigestFinal", "digest_final");
   return out;
@@ -252,7 +296,8 @@ Result<Bytes> Session::digest_final() {
 Result<Bytes> Session::random(std::size_t length) {
   Bytes out(length);
   if (length == 0) return out;
-  CK_RV rv = functions_->C_GenerateRandom(handle_, out.data(), length);
+  CK_RV rv = call("C_GenerateRandom",
+                  [&] { return functions_->C_GenerateRandom(handle_, out.data(), length); });
   if (rv != CKR_OK) return fail(rv, "C_GenerateRandom", "random");
   return out;
 }
@@ -262,10 +307,12 @@ Result<KeyPairHandles> Session::generate_key_pair(const KeyPairTemplate& spec) {
   CkTemplate public_template(spec.public_key);
   CkTemplate private_template(spec.private_key);
   KeyPairHandles handles;
-  CK_RV rv = functions_->C_GenerateKeyPair(handle_, ck.get(), public_template.data(),
-                                           public_template.size(), private_template.data(),
-                                           private_template.size(), &handles.public_key,
-                                           &handles.private_key);
+  CK_RV rv = call("C_GenerateKeyPair", [&] {
+    return functions_->C_GenerateKeyPair(handle_, ck.get(), public_template.data(),
+                                         public_template.size(), private_template.data(),
+                                         private_template.size(), &handles.public_key,
+                                         &handles.private_key);
+  });
   if (rv != CKR_OK) return fail(rv, "C_GenerateKeyPair", "generate_key_pair");
   return handles;
 }
@@ -274,8 +321,10 @@ Result<CK_OBJECT_HANDLE> Session::generate_key(const KeyTemplate& spec) {
   CkMechanism ck(spec.mechanism);
   CkTemplate key_template(spec.key);
   CK_OBJECT_HANDLE key = CK_INVALID_HANDLE;
-  CK_RV rv = functions_->C_GenerateKey(handle_, ck.get(), key_template.data(),
-                                       key_template.size(), &key);
+  CK_RV rv = call("C_GenerateKey", [&] {
+    return functions_->C_GenerateKey(handle_, ck.get(), key_template.data(), key_template.size(),
+                                     &key);
+  });
   if (rv != CKR_OK) return fail(rv, "C_GenerateKey", "generate_key");
   return key;
 }
@@ -283,14 +332,16 @@ Result<CK_OBJECT_HANDLE> Session::generate_key(const KeyTemplate& spec) {
 Result<CK_OBJECT_HANDLE> Session::create_object(const AttributeList& attributes) {
   CkTemplate object_template(attributes);
   CK_OBJECT_HANDLE object = CK_INVALID_HANDLE;
-  CK_RV rv = functions_->C_CreateObject(handle_, object_template.data(), object_template.size(),
-                                        &object);
+  CK_RV rv = call("C_CreateObject", [&] {
+    return functions_->C_CreateObject(handle_, object_template.data(), object_template.size(),
+                                      &object);
+  });
   if (rv != CKR_OK) return fail(rv, "C_CreateObject", "create_object");
   return object;
 }
 
 Result<void> Session::destroy_object(CK_OBJECT_HANDLE object) {
-  CK_RV rv = functions_->C_DestroyObject(handle_, object);
+  CK_RV rv = call("C_DestroyObject", [&] { return functions_->C_DestroyObject(handle_, object); });
   if (rv != CKR_OK) return fail(rv, "C_DestroyObject", "destroy_object");
   return success();
 }
@@ -298,19 +349,23 @@ Result<void> Session::destroy_object(CK_OBJECT_HANDLE object) {
 Result<std::vector<CK_OBJECT_HANDLE>> Session::find_objects(const AttributeList& query,
                                                             std::size_t limit) {
   CkTemplate query_template(query);
-  CK_RV rv = functions_->C_FindObjectsInit(handle_, query_template.data(), query_template.size());
+  CK_RV rv = call("C_FindObjectsInit", [&] {
+    return functions_->C_FindObjectsInit(handle_, query_template.data(), query_template.size());
+  });
   if (rv != CKR_OK) return fail(rv, "C_FindObjectsInit", "find_objects");
   std::vector<CK_OBJECT_HANDLE> found;
   CK_OBJECT_HANDLE batch[64];
   for (;;) {
     CK_ULONG count = 0;
-    rv = functions_->C_FindObjects(handle_, batch, 64, &count);
+    rv = call("C_FindObjects",
+              [&] { return functions_->C_FindObjects(handle_, batch, 64, &count); });
     if (rv != CKR_OK) break;
     found.insert(found.end(), batch, batch + count);
     if (count == 0 || (limit != 0 && found.size() >= limit)) break;
   }
   // The search must be ended even after a failure, or the session stays busy.
-  CK_RV final_rv = functions_->C_FindObjectsFinal(handle_);
+  CK_RV final_rv =
+      call("C_FindObjectsFinal", [&] { return functions_->C_FindObjectsFinal(handle_); });
   if (rv != CKR_OK) return fail(rv, "C_FindObjects", "find_objects");
   if (final_rv != CKR_OK) return fail(final_rv, "C_FindObjectsFinal", "find_objects");
   if (limit != 0 && found.size() > limit) found.resize(limit);
@@ -321,14 +376,18 @@ Result<AttributeList> Session::get_attributes(CK_OBJECT_HANDLE object,
                                               const std::vector<CK_ATTRIBUTE_TYPE>& types) {
   std::vector<CK_ATTRIBUTE> query(types.size());
   for (std::size_t i = 0; i < types.size(); ++i) query[i].type = types[i];
-  CK_RV rv = functions_->C_GetAttributeValue(handle_, object, query.data(), query.size());
+  CK_RV rv = call("C_GetAttributeValue", [&] {
+    return functions_->C_GetAttributeValue(handle_, object, query.data(), query.size());
+  });
   if (rv != CKR_OK) return fail(rv, "C_GetAttributeValue", "get_attributes");
   std::vector<Bytes> values(types.size());
   for (std::size_t i = 0; i < types.size(); ++i) {
     values[i].resize(query[i].ulValueLen);
     query[i].pValue = values[i].empty() ? nullptr : values[i].data();
   }
-  rv = functions_->C_GetAttributeValue(handle_, object, query.data(), query.size());
+  rv = call("C_GetAttributeValue", [&] {
+    return functions_->C_GetAttributeValue(handle_, object, query.data(), query.size());
+  });
   if (rv != CKR_OK) return fail(rv, "C_GetAttributeValue", "get_attributes");
   AttributeList list;
   for (std::size_t i = 0; i < types.size(); ++i) {

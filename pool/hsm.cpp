@@ -153,11 +153,39 @@ class Reaper {
 
 // ---- Key ----
 
+// The cached handle is read and written by every request that uses the key,
+// from many threads: a sequence lock keeps that free of mutexes, and a write
+// happens only when the handle actually changed.
 struct Key::State {
   pkcs11::AttributeList query;
-  mutable std::mutex mutex;
-  std::uint64_t handle = 0;
-  std::uint64_t generation = 0;
+  std::atomic<std::uint32_t> version{0};  // odd while a writer is inside
+  std::atomic<std::uint64_t> handle{0};
+  std::atomic<std::uint64_t> generation{0};
+
+  void read(std::uint64_t& h, std::uint64_t& g) const {
+    for (;;) {
+      std::uint32_t before = version.load(std::memory_order_acquire);
+      if (before & 1u) continue;
+      h = handle.load(std::memory_order_relaxed);
+      g = generation.load(std::memory_order_relaxed);
+      std::atomic_thread_fence(std::memory_order_acquire);
+      if (version.load(std::memory_order_relaxed) == before) return;
+    }
+  }
+
+  void write(std::uint64_t h, std::uint64_t g) {
+    std::uint64_t old_handle = 0;
+    std::uint64_t old_generation = 0;
+    read(old_handle, old_generation);
+    if (old_handle == h && old_generation == g) return;
+    std::uint32_t current = version.load(std::memory_order_relaxed);
+    do {
+      current &= ~1u;
+    } while (!version.compare_exchange_weak(current, current + 1, std::memory_order_acquire));
+    handle.store(h, std::memory_order_relaxed);
+    generation.store(g, std::memory_order_relaxed);
+    version.store(current + 2, std::memory_order_release);
+  }
 };
 
 Key Key::private_key(const std::string& label) {
@@ -197,17 +225,13 @@ KeyRef Key::ref() const {
   KeyRef ref;
   if (!state_) return ref;
   ref.query = state_->query;
-  std::lock_guard<std::mutex> lock(state_->mutex);
-  ref.handle = state_->handle;
-  ref.generation = state_->generation;
+  state_->read(ref.handle, ref.generation);
   return ref;
 }
 
 void Key::remember(std::uint64_t handle, std::uint64_t generation) const {
   if (!state_ || handle == 0) return;
-  std::lock_guard<std::mutex> lock(state_->mutex);
-  state_->handle = handle;
-  state_->generation = generation;
+  state_->write(handle, generation);
 }
 
 // ---- Token ----
@@ -216,6 +240,8 @@ struct Token::Core {
   std::shared_ptr<Runtime> runtime;
   std::shared_ptr<LibraryLease> lease;
   pool_actor pool;
+  /// The lock-free way in to the pool's session actors.
+  PoolChannel channel;
   CK_SLOT_ID slot = 0;
   std::string label;
   std::string module_path;
@@ -223,7 +249,8 @@ struct Token::Core {
   std::chrono::milliseconds default_deadline{30000};
   std::shared_ptr<TraceHub> trace = std::make_shared<TraceHub>();
   std::mutex close_mutex;
-  bool closed = false;
+  /// Written under close_mutex; read without it on the request path.
+  std::atomic<bool> closed{false};
 
   /// What closing needs, moved out of a Core so a Core can die first.
   struct Closing {
@@ -245,10 +272,7 @@ struct Token::Core {
     shut_down_from_here(std::move(closing));
   }
 
-  bool is_closed() {
-    std::lock_guard<std::mutex> lock(close_mutex);
-    return closed;
-  }
+  bool is_closed() const { return closed.load(); }
 
   void close() {
     std::lock_guard<std::mutex> lock(close_mutex);
@@ -302,13 +326,34 @@ struct Token::Core {
     closing.lease.reset();
   }
 
-  /// Sends `job` to the pool; `done` gets the answer exactly once.
+  /// Queues `job` for the pool's sessions; `done` gets the answer exactly
+  /// once, on the thread of the session actor that ran it (or here, at once,
+  /// for overloaded and shutting_down).
   template <class Done>
   void submit(Job job, Done done) {
+    if (runtime->forked()) {
+      // The session actors are the parent's; nothing here would ever answer.
+      done(Result<JobResult>(
+          Error::make(Condition::forked, "this token belongs to the parent process",
+                      to_string(job.op))));
+      return;
+    }
     if (job.deadline_ns == 0) job.deadline_ns = deadline_after(default_deadline);
-    auto timeout = time_left(job.deadline_ns) + kBridgeGrace;
-    runtime->ask_then<JobResult>(pool, timeout, caf_side(std::move(done)), run_atom::value,
-                                 std::move(job));
+    auto& queue = *channel.queue;
+    auto queued = queue.make_job(std::move(job), QueuedJob::Completion(caf_side(std::move(done))));
+    switch (queue.push(queued)) {
+      case PushOutcome::queued:
+        return;
+      case PushOutcome::overloaded:
+        queued->complete(Error::make(Condition::overloaded,
+                                     "all sessions are busy and " + std::to_string(queue.limit()) +
+                                         " requests are already waiting",
+                                     to_string(queued->job.op)));
+        return;
+      case PushOutcome::closed:
+        queued->complete(closed_error(to_string(queued->job.op)));
+        return;
+    }
   }
 
   /// Sends `job` and converts its JobResult with `convert` into a Future<R>.
@@ -706,7 +751,9 @@ Result<Token> Hsm::open_token(const TokenOptions& requested) {
   settings.queue_limit = options.queue_limit;
   settings.default_deadline = options.default_deadline;
   settings.trace = core->trace;
-  core->pool = spawn_token_pool(core->runtime->system(), (*lease)->supervisor(), settings);
+  core->channel = make_pool_channel(settings);
+  core->pool = spawn_token_pool(core->runtime->system(), (*lease)->supervisor(), settings,
+                                core->channel);
   caf::anon_send(core->pool, grow_atom::value);
 
   Token token;

@@ -28,6 +28,12 @@ class LatencyHistogram {
     }
     return max_;
   }
+  /// Adds every sample of `other`.
+  void merge(const LatencyHistogram& other) {
+    for (std::size_t i = 0; i < buckets_.size(); ++i) buckets_[i] += other.buckets_[i];
+    count_ += other.count_;
+    if (other.max_ > max_) max_ = other.max_;
+  }
   std::uint64_t count() const { return count_; }
   std::uint64_t max() const { return max_; }
 

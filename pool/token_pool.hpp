@@ -1,18 +1,25 @@
-// TokenPool: one cooperative actor per open token that dispatches requests to
-// idle session actors.
+// TokenPool: one cooperative actor per open token that owns its session
+// actors, while requests go from callers to those actors through a JobQueue.
 //
-// States of a pooled session: idle -> busy (one Job) -> idle; idle -> pinned
-// (a multi-part stream) -> idle or closed. Requests that find no idle session
-// wait in a bounded FIFO; beyond the bound they get `overloaded`, and a request
-// whose deadline passes while queued gets `deadline_exceeded` within one sweep
-// (20 ms), wherever it waits in the queue. Sessions are opened lazily up to a
-// ceiling that never exceeds the token's own limit and drops when the token
-// answers CKR_SESSION_COUNT. A session actor that dies is
-// forgotten and replaced on demand; its in-flight request is answered with
-// broken_promise by CAF's request_receiver_down.
+// Jobs never pass through the pool actor on the way in or out: callers push
+// them into the lock-free JobQueue and the session actors pull them, parking
+// in their mailboxes when it is empty (see actors/job_queue.hpp). The pool
+// actor does the rest:
+// - sizing: it opens sessions lazily (when jobs wait and no session is idle,
+//   the queue tells it) up to a ceiling that never exceeds the token's own
+//   limit and drops when the token answers CKR_SESSION_COUNT; a session actor
+//   that dies is replaced on demand;
+// - deadlines: every 20 ms it answers queued jobs whose deadline passed with
+//   `deadline_exceeded`, wherever they wait (overloaded is the queue's own
+//   answer, at once);
+// - streams: it pins an unpinned session for a multi-part stream (waiting,
+//   bounded by the same deadline, when every session is pinned);
+// - actors that send it run_atom + Job have the job queued like any caller's;
+//   the session actor that runs it sends the response straight back;
+// - stop: it answers everything queued with shutting_down and stops the
+//   sessions; requests in flight are answered by their sessions first.
 //
-// The pool itself never blocks: session actors are detached and do the
-// PKCS#11 calls; the pool's mailbox is CAF's lock-free queue.
+// The pool never blocks: session actors are detached and do the PKCS#11 calls.
 #pragma once
 
 #include <chrono>
@@ -22,31 +29,10 @@
 #include "actors/protocol.hpp"
 #include "pool/metrics.hpp"
 
-#include <functional>
-#include <mutex>
+#include "actors/job_queue.hpp"
+#include "pool/pool_recorder.hpp"
 
 namespace hsmactor {
-
-/// Where trace events go; the sink can be swapped while the pool runs.
-class TraceHub {
- public:
-  void set(std::function<void(const TraceEvent&)> sink) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    sink_ = std::move(sink);
-  }
-  void emit(const TraceEvent& event) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    if (sink_) sink_(event);
-  }
-  bool active() {
-    std::lock_guard<std::mutex> lock(mutex_);
-    return static_cast<bool>(sink_);
-  }
-
- private:
-  std::mutex mutex_;
-  std::function<void(const TraceEvent&)> sink_;
-};
 
 /// A pinned stream's session, as handed to the caller.
 struct PinnedSession {
@@ -89,13 +75,25 @@ struct PoolSettings {
   std::size_t max_sessions = 4;
   std::size_t queue_limit = 1024;
   std::chrono::milliseconds default_deadline{30000};
+  /// How long an idle session actor keeps looking for work before it parks.
+  std::chrono::microseconds idle_spin{50};
   /// Receives trace events (may be replaced while running).
   std::shared_ptr<TraceHub> trace;
 };
 
-/// Spawns a pool that gets its session actors from `supervisor`.
+/// What callers share with the pool actor: the queue and the counts.
+struct PoolChannel {
+  std::shared_ptr<JobQueue> queue;
+  std::shared_ptr<PoolRecorder> recorder;
+};
+
+/// Returns the queue and recorder a pool made with `settings` will use.
+PoolChannel make_pool_channel(const PoolSettings& settings);
+
+/// Spawns a pool that gets its session actors from `supervisor` and serves
+/// `channel`'s queue with them.
 pool_actor spawn_token_pool(caf::actor_system& system, supervisor_actor supervisor,
-                            PoolSettings settings);
+                            PoolSettings settings, PoolChannel channel);
 
 }  // namespace hsmactor
 

@@ -3,15 +3,19 @@
 // Not part of the public API: include actors/future.hpp instead.
 #pragma once
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <thread>
 #include <type_traits>
 #include <utility>
 
+#include "actors/internal/core_budget.hpp"
 #include "pkcs11/error.hpp"
 
 namespace hsmactor::internal {
@@ -63,6 +67,29 @@ class Callback {
   std::unique_ptr<Base> impl_;
 };
 
+/// Before a waiting thread sleeps on its condition variable it spins a
+/// little: most HSM answers come within tens of microseconds, and a futex
+/// sleep and wake-up costs about as much again. Only a few threads spin at a
+/// time (half the cores), so spinning never starves the threads doing work.
+struct SpinBeforeSleep {
+  static constexpr std::chrono::microseconds kBudget{100};
+
+  /// Returns when `done()` holds or the budget (or `deadline`) is spent.
+  template <class Done>
+  static void wait(Done done, std::chrono::steady_clock::time_point deadline =
+                                  std::chrono::steady_clock::time_point::max()) {
+    if (done() || !CoreBudget::try_enter_spinning()) return;
+    auto until = std::min(deadline, std::chrono::steady_clock::now() + kBudget);
+    for (unsigned round = 1; !done(); ++round) {
+#if defined(__x86_64__) || defined(__i386__)
+      __builtin_ia32_pause();
+#endif
+      if ((round & 31) == 0 && std::chrono::steady_clock::now() >= until) break;
+    }
+    CoreBudget::leave();
+  }
+};
+
 /// The rendezvous of one promise and one future: a mutex, a condition variable,
 /// and either the result or the callback waiting for it.
 ///
@@ -85,6 +112,7 @@ class FutureState {
         callback = std::move(callback_);
       } else {
         result_.emplace(std::move(result));
+        resolved_flag_.store(true, std::memory_order_release);
         ready_.notify_all();
         return true;
       }
@@ -123,6 +151,7 @@ class FutureState {
 
   /// Blocks until resolved, then moves the result out.
   Result<T> take() {
+    SpinBeforeSleep::wait([this] { return resolved_flag_.load(std::memory_order_acquire); });
     std::unique_lock<std::mutex> lock(mutex_);
     ready_.wait(lock, [this] { return resolved_; });
     return take_locked();
@@ -131,6 +160,8 @@ class FutureState {
   /// Waits until `deadline` at most; moves the result out if resolved in time,
   /// otherwise returns nullopt and leaves the state as it was.
   std::optional<Result<T>> take_until(std::chrono::steady_clock::time_point deadline) {
+    SpinBeforeSleep::wait([this] { return resolved_flag_.load(std::memory_order_acquire); },
+                          deadline);
     std::unique_lock<std::mutex> lock(mutex_);
     if (!ready_.wait_until(lock, deadline, [this] { return resolved_; })) return std::nullopt;
     return take_locked();
@@ -159,6 +190,8 @@ class FutureState {
   mutable std::mutex mutex_;
   std::condition_variable ready_;
   bool resolved_ = false;
+  /// resolved_ with a stored result, readable without the mutex (for spinning).
+  std::atomic<bool> resolved_flag_{false};
   bool future_claimed_ = false;
   std::optional<Result<T>> result_;
   Callback<T> callback_;

@@ -1,0 +1,197 @@
+// JobQueue: the lock-free path from callers to the session actors of one pool.
+//
+// Callers push QueuedJobs into a bounded multi-producer multi-consumer ring
+// (Dmitry Vyukov's sequence-numbered array queue); the pool's session actors
+// pull from it. A request therefore reaches the one actor that owns a session
+// without passing through any other actor and without a mutex, and the answer
+// goes straight from that actor's thread to the caller's promise or callback.
+//
+// Consumers (session actors) have a slot each, in one of these states:
+//   empty    no session actor in the slot
+//   running  pulling jobs; it looks at the ring again before it parks
+//   busy     running one job
+//   parked   back in its CAF mailbox; a producer must wake it
+//   waking   a producer claimed it and sent it a `pull` message
+//   pinned   serving a multi-part stream; never woken for queued jobs
+// A consumer that finds the ring empty may spin briefly (one consumer at a
+// time), then parks. Both sides write then read with sequential consistency
+// (push then look for a parked consumer; park then look at the depth), so a
+// job is never left in the ring with every consumer asleep.
+//
+// Usage (producer):
+//   auto job = std::make_unique<QueuedJob>(std::move(request), std::move(done));
+//   if (queue->push(job) != PushOutcome::queued) job->complete(overloaded_error);
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <vector>
+
+#include "actors/internal/future_state.hpp"
+#include "actors/protocol.hpp"
+
+namespace hsmactor {
+
+class QueuedJob;
+
+/// Sees every queued job's outcome just before its caller does (metrics, trace).
+class JobObserver {
+ public:
+  virtual ~JobObserver() = default;
+  virtual void finished(const QueuedJob& job, const Result<JobResult>& result) noexcept = 0;
+};
+
+/// One request in a JobQueue; it is answered exactly once, by complete() or,
+/// if it is destroyed unanswered (its session actor died), with broken_promise.
+class QueuedJob {
+ public:
+  using Completion = internal::Callback<JobResult>;
+
+  QueuedJob(Job job, Completion done, JobObserver* observer = nullptr);
+  ~QueuedJob();
+  QueuedJob(const QueuedJob&) = delete;
+  QueuedJob& operator=(const QueuedJob&) = delete;
+
+  /// Answers the job; later calls do nothing.
+  void complete(Result<JobResult> result);
+
+  Job job;
+  /// When the job was accepted, for latency figures.
+  const std::chrono::steady_clock::time_point accepted;
+
+ private:
+  Completion done_;
+  JobObserver* observer_;
+  bool answered_ = false;
+};
+
+using QueuedJobPtr = std::unique_ptr<QueuedJob>;
+
+enum class PushOutcome : std::uint8_t {
+  queued,      ///< a session actor will run it
+  overloaded,  ///< the queue holds `limit` jobs already
+  closed,      ///< the pool is closing
+};
+
+class JobQueue {
+ public:
+  /// A queue of at most `limit` waiting jobs, served by at most
+  /// `max_consumers` session actors; an idle consumer spins up to `spin`
+  /// before it parks.
+  JobQueue(std::size_t limit, std::size_t max_consumers,
+           std::chrono::microseconds spin = std::chrono::microseconds(50),
+           std::shared_ptr<JobObserver> observer = nullptr);
+  /// Answers whatever is still queued with shutting_down.
+  ~JobQueue();
+  JobQueue(const JobQueue&) = delete;
+  JobQueue& operator=(const JobQueue&) = delete;
+
+  // ---- producers (any thread) ----
+
+  /// Returns a job for this queue (its outcome goes to the queue's observer).
+  QueuedJobPtr make_job(Job job, QueuedJob::Completion done) const {
+    return std::make_unique<QueuedJob>(std::move(job), std::move(done), observer_.get());
+  }
+
+  /// Queues `job` (taking it) and wakes a parked consumer if none is awake to
+  /// see it; on overloaded or closed, `job` stays with the caller, unanswered.
+  PushOutcome push(QueuedJobPtr& job);
+
+  /// Called (on the producer's thread) when jobs wait and no consumer is idle,
+  /// at most once until grow_handled(); set before the queue is shared.
+  void on_starved(std::function<void()> hook) { starved_hook_ = std::move(hook); }
+  /// Re-arms the starved hook (the pool calls it while it can still grow).
+  void rearm_starved() { grow_requested_.store(false); }
+
+  // ---- consumers (session actors) ----
+
+  /// Returns the next job, or nullptr when the ring is empty.
+  QueuedJobPtr try_pop();
+  /// Puts back a job a consumer could not run (its session could not open);
+  /// never refused, because at most one job per consumer comes back.
+  void requeue(QueuedJobPtr job);
+
+  /// Gives `consumer` a slot (running); nullopt when every slot is taken.
+  std::optional<std::size_t> attach(const session_actor& consumer);
+  /// Empties the slot if `consumer` still holds it (the actor is gone or going).
+  void detach(std::size_t slot, const caf::actor_addr& consumer);
+  /// Marks the slot running after a `pull` arrived or a stream ended.
+  void resume(std::size_t slot);
+  /// Marks the slot busy with a job (and counts the core it uses), and back.
+  void begin_job(std::size_t slot);
+  void end_job(std::size_t slot);
+  /// Marks the slot pinned (a stream) so no producer wakes it.
+  void pin(std::size_t slot);
+  /// Parks the slot; returns false (and leaves it running) when jobs arrived
+  /// meanwhile or the queue closed, so the consumer must keep pulling.
+  bool park(std::size_t slot);
+  /// Spins for up to the spin budget for a job; at most one consumer spins,
+  /// and only while a core is free.
+  QueuedJobPtr spin_pop();
+  /// Wakes one parked consumer for jobs that are waiting.
+  void wake_idle() { wake_one(); }
+
+  // ---- the pool ----
+
+  /// Refuses further pushes and wakes every parked consumer so it sees that.
+  void close();
+  bool closed() const { return closed_.load(); }
+  /// Removes and returns every queued job (for shutdown and deadline sweeps).
+  std::vector<QueuedJobPtr> take_all();
+  /// Returns the earliest deadline (steady_clock ns) any queued job may have;
+  /// a hint: INT64_MAX when none was recorded since the last take_all().
+  std::int64_t earliest_deadline_ns() const { return earliest_deadline_ns_.load(); }
+
+  /// Jobs waiting (admitted, not yet taken by a consumer).
+  std::size_t depth() const;
+  std::size_t limit() const { return limit_; }
+  /// Consumers attached, and those of them busy with a job or a stream.
+  std::size_t consumers() const;
+  std::size_t busy_consumers() const;
+
+ private:
+  enum SlotState : int { kEmpty, kRunning, kBusy, kParked, kWaking, kPinned };
+
+  struct Cell {
+    std::atomic<std::size_t> sequence{0};
+    QueuedJob* job = nullptr;
+  };
+
+  struct alignas(64) Slot {
+    std::atomic<int> state{kEmpty};
+    std::mutex handle_mutex;  // per slot: guards `handle` against attach/detach
+    session_actor handle;
+  };
+
+  bool ring_push(QueuedJob* job);
+  QueuedJob* ring_pop();
+  void note_deadline(std::int64_t deadline_ns);
+  void wake_one();
+  void wake(Slot& slot);
+
+  const std::size_t limit_;
+  const std::chrono::microseconds spin_;
+  std::unique_ptr<Cell[]> ring_;
+  const std::size_t mask_;
+  alignas(64) std::atomic<std::size_t> enqueue_pos_{0};
+  alignas(64) std::atomic<std::size_t> dequeue_pos_{0};
+  alignas(64) std::atomic<std::int64_t> queued_{0};
+  std::atomic<int> spinners_{0};
+  std::atomic<bool> closed_{false};
+  std::atomic<bool> grow_requested_{false};
+  std::atomic<std::int64_t> earliest_deadline_ns_;
+  std::unique_ptr<Slot[]> slots_;
+  const std::size_t slot_count_;
+  std::function<void()> starved_hook_;
+  // Jobs keep a raw pointer to it: they live only in the ring or with a
+  // consumer that holds this queue, so the queue outlives them all.
+  std::shared_ptr<JobObserver> observer_;
+};
+
+}  // namespace hsmactor

@@ -1,0 +1,116 @@
+#include "pool/pool_recorder.hpp"
+
+#include <functional>
+#include <thread>
+
+namespace hsmactor {
+
+std::string error_label(const Error& error) {
+  if (error.rv() == CKR_OK) return to_string(error.condition());
+  if (error.condition() == Condition::pkcs11_error) return error.rv_name();
+  return std::string(to_string(error.condition())) + "/" + error.rv_name();
+}
+
+std::size_t PoolRecorder::shard_of_this_thread() {
+  thread_local const std::size_t shard =
+      std::hash<std::thread::id>()(std::this_thread::get_id()) % kShards;
+  return shard;
+}
+
+void PoolRecorder::count(std::size_t index, const char* operation, std::uint64_t micros,
+                         const Error* error, std::uint32_t attempts) {
+  Shard& shard = shards_[shard_of_this_thread()];
+  std::lock_guard<std::mutex> lock(shard.mutex);
+  shard.requests++;
+  auto& op = shard.operations[index];
+  shard.names[index] = operation;
+  op.requests++;
+  if (!op.latency) op.latency = std::make_unique<LatencyHistogram>();
+  op.latency->record(micros);
+  if (error) {
+    shard.failed++;
+    op.errors++;
+    shard.errors_by_code[error_label(*error)]++;
+    if (error->condition() == Condition::overloaded) shard.overloaded++;
+    if (error->condition() == Condition::deadline_exceeded) shard.deadline_exceeded++;
+  } else {
+    shard.succeeded++;
+  }
+  if (attempts > 1) {
+    shard.retries++;
+    shard.session_restarts++;
+  }
+}
+
+void PoolRecorder::finished(const QueuedJob& job, const Result<JobResult>& result) noexcept {
+  auto micros = static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                               std::chrono::steady_clock::now() - job.accepted)
+                                               .count());
+  const Error* error = result ? nullptr : &result.error();
+  std::uint32_t attempts = result ? result->attempts : 1;
+  const char* operation = to_string(job.job.op);
+  auto index = static_cast<std::size_t>(job.job.op);
+  count(index < kOperations - 1 ? index : kOperations - 2, operation, micros, error, attempts);
+  if (trace_ && trace_->active()) {
+    try {
+      std::string outcome = error ? error_label(*error) : "CKR_OK";
+      if (error && error->condition() == Condition::overloaded) {
+        trace_->emit(TraceEvent{"overloaded", operation, outcome, 0, 0});
+      }
+      trace_->emit(TraceEvent{"request", operation, outcome, attempts, micros});
+    } catch (...) {
+      // A throwing sink must not take an answer down with it.
+    }
+  }
+}
+
+void PoolRecorder::record(const char* operation, std::chrono::steady_clock::time_point accepted,
+                          const Error* error, std::uint32_t attempts) {
+  auto micros = static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                               std::chrono::steady_clock::now() - accepted)
+                                               .count());
+  count(kOperations - 1, operation, micros, error, attempts);
+  if (trace_ && trace_->active()) {
+    trace_->emit(TraceEvent{"request", operation, error ? error_label(*error) : "CKR_OK",
+                            attempts, micros});
+  }
+}
+
+void PoolRecorder::event(const char* what, const std::string& operation,
+                         const std::string& result) {
+  if (trace_ && trace_->active()) trace_->emit(TraceEvent{what, operation, result, 0, 0});
+}
+
+PoolMetrics PoolRecorder::snapshot() const {
+  PoolMetrics metrics;
+  std::map<std::string, LatencyHistogram> latency;
+  for (auto& shard : shards_) {
+    std::lock_guard<std::mutex> lock(shard.mutex);
+    metrics.requests += shard.requests;
+    metrics.succeeded += shard.succeeded;
+    metrics.failed += shard.failed;
+    metrics.retries += shard.retries;
+    metrics.overloaded += shard.overloaded;
+    metrics.deadline_exceeded += shard.deadline_exceeded;
+    metrics.session_restarts += shard.session_restarts;
+    for (auto& [code, n] : shard.errors_by_code) metrics.errors_by_code[code] += n;
+    for (std::size_t i = 0; i < kOperations; ++i) {
+      const auto& op = shard.operations[i];
+      if (op.requests == 0 || shard.names[i] == nullptr) continue;
+      auto& total = metrics.operations[shard.names[i]];
+      total.requests += op.requests;
+      total.errors += op.errors;
+      latency[shard.names[i]].merge(*op.latency);
+    }
+  }
+  metrics.session_restarts += session_restarts_.load();
+  for (auto& [name, histogram] : latency) {
+    auto& op = metrics.operations[name];
+    op.p50_us = histogram.percentile(0.50);
+    op.p99_us = histogram.percentile(0.99);
+    op.max_us = histogram.max();
+  }
+  return metrics;
+}
+
+}  // namespace hsmactor

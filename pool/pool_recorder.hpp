@@ -1,0 +1,101 @@
+// PoolRecorder: counts what a token pool answers, from many threads at once.
+//
+// Session actors answer jobs on their own threads, so the counts are kept in
+// shards, each with its own (practically uncontended) mutex, picked by thread;
+// a snapshot adds the shards up. Also forwards request-level events to the
+// trace sink when one is installed.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "actors/job_queue.hpp"
+#include "pool/latency_histogram.hpp"
+#include "pool/metrics.hpp"
+
+namespace hsmactor {
+
+/// Where trace events go; the sink can be swapped while the pool runs.
+class TraceHub {
+ public:
+  void set(std::function<void(const TraceEvent&)> sink) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    sink_ = std::move(sink);
+    active_.store(static_cast<bool>(sink_));
+  }
+  void emit(const TraceEvent& event) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (sink_) sink_(event);
+  }
+  /// Lock-free, for the request path.
+  bool active() const { return active_.load(std::memory_order_relaxed); }
+
+ private:
+  std::mutex mutex_;
+  std::function<void(const TraceEvent&)> sink_;
+  std::atomic<bool> active_{false};
+};
+
+class PoolRecorder final : public JobObserver {
+ public:
+  explicit PoolRecorder(std::shared_ptr<TraceHub> trace) : trace_(std::move(trace)) {}
+
+  /// Counts one queued job's outcome (called on the answering thread).
+  void finished(const QueuedJob& job, const Result<JobResult>& result) noexcept override;
+  /// Counts a request that is not a queued job (opening a stream).
+  void record(const char* operation, std::chrono::steady_clock::time_point accepted,
+              const Error* error, std::uint32_t attempts);
+  /// Counts a session replaced after it was lost.
+  void session_restarted() { session_restarts_.fetch_add(1); }
+  /// Sends a pool event to the trace sink, if any.
+  void event(const char* what, const std::string& operation, const std::string& result);
+
+  /// Returns the counts so far (the session and queue fields are the caller's).
+  PoolMetrics snapshot() const;
+
+ private:
+  // Op values, plus one slot for streams.
+  static constexpr std::size_t kOperations = 16;
+  static constexpr std::size_t kShards = 8;
+
+  struct OperationShard {
+    std::uint64_t requests = 0;
+    std::uint64_t errors = 0;
+    std::unique_ptr<LatencyHistogram> latency;  // allocated on first use
+  };
+
+  struct alignas(64) Shard {
+    mutable std::mutex mutex;
+    std::uint64_t requests = 0;
+    std::uint64_t succeeded = 0;
+    std::uint64_t failed = 0;
+    std::uint64_t retries = 0;
+    std::uint64_t overloaded = 0;
+    std::uint64_t deadline_exceeded = 0;
+    std::uint64_t session_restarts = 0;
+    std::map<std::string, std::uint64_t> errors_by_code;
+    std::array<OperationShard, kOperations> operations;
+    std::array<const char*, kOperations> names{};
+  };
+
+  void count(std::size_t index, const char* operation, std::uint64_t micros, const Error* error,
+             std::uint32_t attempts);
+  static std::size_t shard_of_this_thread();
+
+  std::shared_ptr<TraceHub> trace_;
+  std::array<Shard, kShards> shards_;
+  std::atomic<std::uint64_t> session_restarts_{0};
+};
+
+/// Returns how an error is counted: its CKR_* name, its condition, or both
+/// ("stale_session_retry_failed/CKR_SESSION_HANDLE_INVALID").
+std::string error_label(const Error& error);
+
+}  // namespace hsmactor
