@@ -138,6 +138,8 @@ class JobQueue;
 struct JobSource {
   std::shared_ptr<JobQueue> queue;
   std::size_t slot = 0;
+  /// Told of every PKCS#11 call the session actor makes (the pool's trace).
+  std::shared_ptr<pkcs11::CallObserver> calls;
 };
 
 /// What a session actor reports about itself.

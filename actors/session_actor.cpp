@@ -8,6 +8,9 @@ namespace hsmactor {
 namespace {
 
 struct SessionState {
+  /// Sees every PKCS#11 call; declared first so it outlives the session,
+  /// whose closing it also sees.
+  std::shared_ptr<pkcs11::CallObserver> calls;
   std::shared_ptr<pkcs11::Module> module;
   supervisor_actor supervisor;
   CK_SLOT_ID slot = 0;
@@ -38,7 +41,7 @@ struct SessionState {
   /// the caller heals instead of finding no private keys.
   Result<void> ensure_open() {
     if (session.is_open()) return success();
-    auto opened = module->open_session(slot);
+    auto opened = module->open_session(slot, pkcs11::SessionMode::read_write, calls.get());
     if (!opened) return opened.error();
     session = std::move(*opened);
     if (login_expected) {
@@ -365,6 +368,8 @@ session_actor::behavior_type session_impl(session_pointer self,
       },
       [self](serve_atom, JobSource& source) {
         auto& st = self->state;
+        st.calls = source.calls;
+        st.session.set_observer(st.calls.get());
         st.source = std::move(source);
         st.self_address = self->address();
         drain(self);

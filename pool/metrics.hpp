@@ -36,14 +36,24 @@ struct PoolMetrics {
   std::map<std::string, OperationMetrics> operations;
 };
 
-/// One line of the optional trace (pool events and completed requests); never
-/// contains PINs or payload data.
+/// One line of the optional trace; never contains PINs or payload data.
+///
+/// `what` says which kind:
+///   "call"     one PKCS#11 call: operation = the C_* function, session = its
+///              handle, result = its CKR_* name, duration_us = time inside it;
+///   "request"  one request answered: operation = "sign", ..., result = the
+///              CKR_* name or condition, attempts, duration_us = accept to answer;
+///   pool events: "overloaded", "session_lost", "session_count", "stream".
 struct TraceEvent {
-  std::string what;       ///< "request", "overloaded", "session_lost", "stream", ...
-  std::string operation;  ///< "sign", ...
-  std::string result;     ///< "CKR_OK", "CKR_SESSION_HANDLE_INVALID", "overloaded", ...
+  std::string what;
+  std::string operation;
+  std::string result;
   std::uint64_t attempts = 0;
   std::uint64_t duration_us = 0;
+  /// "call": the session handle (0 when a C_OpenSession failed).
+  std::uint64_t session = 0;
+  /// "call": the duration in nanoseconds (calls are often under a microsecond).
+  std::uint64_t duration_ns = 0;
 };
 
 }  // namespace hsmactor

@@ -1,5 +1,7 @@
 #include "pool/pool_recorder.hpp"
 
+#include "pkcs11/rv.hpp"
+
 #include <functional>
 #include <thread>
 
@@ -9,6 +11,22 @@ std::string error_label(const Error& error) {
   if (error.rv() == CKR_OK) return to_string(error.condition());
   if (error.condition() == Condition::pkcs11_error) return error.rv_name();
   return std::string(to_string(error.condition())) + "/" + error.rv_name();
+}
+
+void TraceHub::on_call(const pkcs11::CallRecord& record) noexcept {
+  if (!active()) return;
+  try {
+    TraceEvent event;
+    event.what = "call";
+    event.operation = record.function;
+    event.result = pkcs11::rv_name(record.rv);
+    event.session = record.session;
+    event.duration_ns = static_cast<std::uint64_t>(record.duration.count());
+    event.duration_us = event.duration_ns / 1000;
+    emit(event);
+  } catch (...) {
+    // A throwing sink must not break the PKCS#11 call it watched.
+  }
 }
 
 std::size_t PoolRecorder::shard_of_this_thread() {
@@ -56,6 +74,11 @@ void PoolRecorder::finished(const QueuedJob& job, const Result<JobResult>& resul
       std::string outcome = error ? error_label(*error) : "CKR_OK";
       if (error && error->condition() == Condition::overloaded) {
         trace_->emit(TraceEvent{"overloaded", operation, outcome, 0, 0});
+      }
+      if (attempts > 1) {
+        // The session went stale: the supervisor healed the token (re-login
+        // when it had lost it) and the job ran again on a new session.
+        trace_->emit(TraceEvent{"restart", operation, "retried on a new session", attempts, 0});
       }
       trace_->emit(TraceEvent{"request", operation, outcome, attempts, micros});
     } catch (...) {

@@ -17,14 +17,18 @@
 #include <string>
 
 #include "actors/job_queue.hpp"
+#include "pkcs11/call_observer.hpp"
 #include "pool/latency_histogram.hpp"
 #include "pool/metrics.hpp"
 
 namespace hsmactor {
 
-/// Where trace events go; the sink can be swapped while the pool runs.
-class TraceHub {
+/// Where trace events go; the sink can be swapped while the pool runs. As a
+/// CallObserver it turns each PKCS#11 call into a "call" event.
+class TraceHub final : public pkcs11::CallObserver {
  public:
+  void on_call(const pkcs11::CallRecord& record) noexcept override;
+
   void set(std::function<void(const TraceEvent&)> sink) {
     std::lock_guard<std::mutex> lock(mutex_);
     sink_ = std::move(sink);

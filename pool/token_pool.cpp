@@ -185,7 +185,8 @@ void spawn_one(pool_pointer self) {
             }
             self->monitor(session);
             state.sessions.emplace(session.address(), PooledSession{session});
-            self->send(session, serve_atom::value, JobSource{state.channel.queue, *slot});
+            self->send(session, serve_atom::value,
+                       JobSource{state.channel.queue, *slot, state.settings.trace});
             pump_streams(self);
             grow(self);
           },
