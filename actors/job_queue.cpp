@@ -83,7 +83,8 @@ bool JobQueue::ring_push(QueuedJob* job) {
     if (difference == 0) {
       if (enqueue_pos_.compare_exchange_weak(position, position + 1, std::memory_order_relaxed)) {
         cell.job = job;
-        cell.sequence.store(position + 1, std::memory_order_release);
+        // Sequentially consistent (not just release) for the close() race, see push().
+        cell.sequence.store(position + 1, std::memory_order_seq_cst);
         return true;
       }
     } else if (difference < 0) {
@@ -98,7 +99,7 @@ QueuedJob* JobQueue::ring_pop() {
   std::size_t position = dequeue_pos_.load(std::memory_order_relaxed);
   for (;;) {
     Cell& cell = ring_[position & mask_];
-    std::size_t sequence = cell.sequence.load(std::memory_order_acquire);
+    std::size_t sequence = cell.sequence.load(std::memory_order_seq_cst);
     auto difference =
         static_cast<std::intptr_t>(sequence) - static_cast<std::intptr_t>(position + 1);
     if (difference == 0) {
@@ -135,7 +136,9 @@ PushOutcome JobQueue::push(QueuedJobPtr& job) {
   // consumer is between claiming a cell and releasing it.
   for (unsigned round = 0; !ring_push(raw); ++round) relax(round);
   note_deadline(deadline);
-  std::atomic_thread_fence(std::memory_order_seq_cst);
+  // queued_ went up (sequentially consistent) before the job landed, and the
+  // cell was published sequentially consistent too, so either close() sees
+  // this job or this load sees close().
   if (closed_.load()) {
     // close() may have emptied the ring before this job landed: answer it
     // (and anything else left) here rather than leave it behind.
@@ -162,7 +165,6 @@ void JobQueue::requeue(QueuedJobPtr job) {
   QueuedJob* raw = job.release();
   for (unsigned round = 0; !ring_push(raw); ++round) relax(round);
   note_deadline(deadline);
-  std::atomic_thread_fence(std::memory_order_seq_cst);
   wake_one();
 }
 

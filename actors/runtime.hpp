@@ -1,5 +1,7 @@
 // Runtime: the actor system hsmactor runs on, and the bridge that turns
-// requests from plain threads into Futures.
+// control requests from plain threads (open a token, login, stream steps,
+// metrics) into Futures. Single-shot jobs do not use it: they go through a
+// pool's JobQueue (see actors/job_queue.hpp).
 //
 // A Runtime either owns its actor system or borrows the application's. The
 // bridge is one long-lived event-based actor: a plain thread hands it a job,

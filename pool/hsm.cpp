@@ -166,9 +166,9 @@ struct Key::State {
     for (;;) {
       std::uint32_t before = version.load(std::memory_order_acquire);
       if (before & 1u) continue;
-      h = handle.load(std::memory_order_relaxed);
-      g = generation.load(std::memory_order_relaxed);
-      std::atomic_thread_fence(std::memory_order_acquire);
+      // Acquire loads keep the version re-read below from moving above them.
+      h = handle.load(std::memory_order_acquire);
+      g = generation.load(std::memory_order_acquire);
       if (version.load(std::memory_order_relaxed) == before) return;
     }
   }
@@ -182,8 +182,9 @@ struct Key::State {
     do {
       current &= ~1u;
     } while (!version.compare_exchange_weak(current, current + 1, std::memory_order_acquire));
-    handle.store(h, std::memory_order_relaxed);
-    generation.store(g, std::memory_order_relaxed);
+    // Release: a reader that sees either value also sees the odd version.
+    handle.store(h, std::memory_order_release);
+    generation.store(g, std::memory_order_release);
     version.store(current + 2, std::memory_order_release);
   }
 };
@@ -607,48 +608,41 @@ Future<std::uint64_t> Stream::update(ByteView chunk) {
   return std::move(future);
 }
 
-Future<Bytes> Stream::finish() {
-  if (!state_ || state_->finished()) {
-    return make_ready_future<Bytes>(
+namespace {
+
+// Ends `state`'s stream with s_finish (carrying `signature` for verify
+// streams) and converts the JobResult with `convert`.
+template <class R, class Convert>
+Future<R> finish_stream(const std::shared_ptr<Stream::State>& state, Bytes signature,
+                        Convert convert) {
+  if (!state || state->finished()) {
+    return make_ready_future<R>(
         Error::make(Condition::invalid_argument, "the stream is finished", "stream_finish"));
   }
-  auto state = state_;
-  auto [promise, future] = make_promise<Bytes>();
-  SharedPromise<Bytes> shared(std::move(promise));
+  auto [promise, future] = make_promise<R>();
+  SharedPromise<R> shared(std::move(promise));
   state->core->runtime->ask_then<JobResult>(
       state->session, state->deadline,
-      caf_side([shared, state](Result<JobResult> result) {
+      caf_side([shared, state, convert](Result<JobResult> result) {
         state->end(false);
         if (!result) {
           shared.set_error(result.error());
         } else {
-          shared.set_value(std::move(result->bytes));
+          shared.set_value(convert(*result));
         }
       }),
-      s_finish_atom::value, Bytes());
+      s_finish_atom::value, std::move(signature));
   return std::move(future);
 }
 
+}  // namespace
+
+Future<Bytes> Stream::finish() {
+  return finish_stream<Bytes>(state_, Bytes(), [](JobResult& r) { return std::move(r.bytes); });
+}
+
 Future<bool> Stream::finish_verify(ByteView signature) {
-  if (!state_ || state_->finished()) {
-    return make_ready_future<bool>(
-        Error::make(Condition::invalid_argument, "the stream is finished", "stream_finish"));
-  }
-  auto state = state_;
-  auto [promise, future] = make_promise<bool>();
-  SharedPromise<bool> shared(std::move(promise));
-  state->core->runtime->ask_then<JobResult>(
-      state->session, state->deadline,
-      caf_side([shared, state](Result<JobResult> result) {
-        state->end(false);
-        if (!result) {
-          shared.set_error(result.error());
-        } else {
-          shared.set_value(result->verified);
-        }
-      }),
-      s_finish_atom::value, signature.to_bytes());
-  return std::move(future);
+  return finish_stream<bool>(state_, signature.to_bytes(), [](JobResult& r) { return r.verified; });
 }
 
 void Stream::abort() {

@@ -62,7 +62,7 @@ struct TokenOptions {
   std::chrono::milliseconds default_deadline{30000};
 };
 
-/// Receives trace events on CAF worker threads; must not block.
+/// Receives trace events, often on session actor threads; must not block.
 using TraceSink = std::function<void(const TraceEvent&)>;
 
 class Token;
@@ -143,7 +143,9 @@ class Token {
   /// Destroys the object `key` names.
   Future<bool> destroy(const Key& key) const;
 
-  /// Callback forms: `done` runs once, on a CAF worker thread; it must not block.
+  /// Callback forms: `done` runs once, on the thread of the session actor that
+  /// answered (or at once here for overloaded / shutting_down); it must not
+  /// block, since that session serves nobody else meanwhile.
   void sign(const Key& key, const Mechanism& mechanism, ByteView data,
             std::function<void(Result<Bytes>)> done) const;
   void verify(const Key& key, const Mechanism& mechanism, ByteView data, ByteView signature,

@@ -1,0 +1,634 @@
+#include "actors/job_queue.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <limits>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <caf/all.hpp>
+#include <catch2/catch.hpp>
+
+#include "pkcs11/error.hpp"
+
+namespace hsmactor {
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr std::int64_t kNoDeadlineRecorded = std::numeric_limits<std::int64_t>::max();
+
+/// Returns "ok" for a success, otherwise the name of the error's condition.
+std::string outcome(const Result<JobResult>& result) {
+  return result.ok() ? "ok" : to_string(result.error().condition());
+}
+
+/// Returns "queued", "overloaded" or "closed", so failed checks read well.
+std::string name(PushOutcome pushed) {
+  switch (pushed) {
+    case PushOutcome::queued: return "queued";
+    case PushOutcome::overloaded: return "overloaded";
+    case PushOutcome::closed: return "closed";
+  }
+  return "unknown";
+}
+
+/// Returns a job that carries `id` (in Job::object) and `deadline_ns`.
+Job job_with_id(std::uint64_t id, std::int64_t deadline_ns = 0) {
+  Job job;
+  job.op = Op::sign;
+  job.object = id;
+  job.deadline_ns = deadline_ns;
+  return job;
+}
+
+/// Every answer (and observation) of one test, in the order they happened.
+/// Declare it before the queue and the jobs, so it outlives both.
+class AnswerLog {
+ public:
+  /// Returns a completion that records "caller <id>:<outcome>".
+  QueuedJob::Completion completion(std::uint64_t id) {
+    return QueuedJob::Completion(
+        [this, id](Result<JobResult> result) { add("caller " + label(id, result)); });
+  }
+
+  void add(std::string line) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    lines_.push_back(std::move(line));
+  }
+
+  std::vector<std::string> lines() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return lines_;
+  }
+
+  static std::string label(std::uint64_t id, const Result<JobResult>& result) {
+    return std::to_string(id) + ":" + outcome(result);
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  std::vector<std::string> lines_;
+};
+
+/// A JobObserver that writes what it sees into the same log as the callers.
+class LoggingObserver final : public JobObserver {
+ public:
+  explicit LoggingObserver(AnswerLog& log) : log_(log) {}
+  void finished(const QueuedJob& job, const Result<JobResult>& result) noexcept override {
+    log_.add("observer " + AnswerLog::label(job.job.object, result));
+  }
+
+ private:
+  AnswerLog& log_;
+};
+
+/// Returns a job for no particular queue that reports to `log`.
+QueuedJobPtr make_logged(AnswerLog& log, std::uint64_t id, std::int64_t deadline_ns = 0) {
+  return std::make_unique<QueuedJob>(job_with_id(id, deadline_ns), log.completion(id));
+}
+
+/// Pushes a fresh job `id`; returns what push said.
+std::string push_new(JobQueue& queue, AnswerLog& log, std::uint64_t id,
+                     std::int64_t deadline_ns = 0) {
+  auto job = make_logged(log, id, deadline_ns);
+  return name(queue.push(job));
+}
+
+/// Pops every job and returns their ids in order, answering each with success.
+std::vector<std::uint64_t> drain_ids(JobQueue& queue) {
+  std::vector<std::uint64_t> ids;
+  while (auto job = queue.try_pop()) {
+    ids.push_back(job->job.object);
+    job->complete(JobResult{});
+  }
+  return ids;
+}
+
+// ---- FIFO and depth ----
+
+TEST_CASE("jobs come out in the order they were pushed and depth counts them") {
+  AnswerLog log;
+  JobQueue queue(8, 1);
+  REQUIRE(queue.try_pop() == nullptr);
+  REQUIRE(queue.depth() == 0);
+
+  for (std::uint64_t id = 1; id <= 3; ++id) {
+    auto job = make_logged(log, id);
+    REQUIRE(name(queue.push(job)) == "queued");
+    REQUIRE(job == nullptr);  // the queue took it
+    REQUIRE(queue.depth() == id);
+  }
+
+  for (std::uint64_t id = 1; id <= 3; ++id) {
+    QueuedJobPtr job = queue.try_pop();
+    REQUIRE(job != nullptr);
+    REQUIRE(job->job.object == id);
+    REQUIRE(queue.depth() == 3 - id);
+    job->complete(JobResult{});
+  }
+  REQUIRE(queue.try_pop() == nullptr);
+  REQUIRE(queue.depth() == 0);
+  REQUIRE(log.lines() == std::vector<std::string>{"caller 1:ok", "caller 2:ok", "caller 3:ok"});
+}
+
+// ---- the bound ----
+
+TEST_CASE("a push beyond the limit is refused as overloaded and the job stays with the caller") {
+  const std::size_t limit = GENERATE(as<std::size_t>{}, 1, 3, 16);
+  CAPTURE(limit);
+  AnswerLog log;
+  JobQueue queue(limit, 2);
+  REQUIRE(queue.limit() == limit);
+  for (std::uint64_t id = 1; id <= limit; ++id) REQUIRE(push_new(queue, log, id) == "queued");
+  REQUIRE(queue.depth() == limit);
+
+  auto extra = make_logged(log, 99);
+  REQUIRE(name(queue.push(extra)) == "overloaded");
+  REQUIRE(extra != nullptr);
+  REQUIRE(extra->job.object == 99);
+  REQUIRE(queue.depth() == limit);
+  REQUIRE(log.lines().empty());  // nobody was answered, the refused job included
+
+  QueuedJobPtr first = queue.try_pop();
+  REQUIRE(first != nullptr);
+  REQUIRE(first->job.object == 1);
+  first->complete(JobResult{});
+
+  REQUIRE(name(queue.push(extra)) == "queued");
+  REQUIRE(extra == nullptr);
+  REQUIRE(queue.depth() == limit);
+  auto again = make_logged(log, 100);
+  REQUIRE(name(queue.push(again)) == "overloaded");
+
+  std::vector<std::uint64_t> ids = drain_ids(queue);
+  REQUIRE(ids.size() == limit);
+  REQUIRE(ids.back() == 99);
+}
+
+// ---- exactly one answer ----
+
+TEST_CASE("a job destroyed unanswered is answered with broken_promise") {
+  AnswerLog log;
+  { auto job = make_logged(log, 7); }
+  REQUIRE(log.lines() == std::vector<std::string>{"caller 7:broken_promise"});
+
+  // The same when a consumer takes a job from the queue and drops it.
+  JobQueue queue(4, 1);
+  REQUIRE(push_new(queue, log, 8) == "queued");
+  queue.try_pop().reset();
+  REQUIRE(log.lines() ==
+          std::vector<std::string>{"caller 7:broken_promise", "caller 8:broken_promise"});
+}
+
+TEST_CASE("complete answers a job once; a second complete and its destruction change nothing") {
+  AnswerLog log;
+  auto job = make_logged(log, 1);
+  job->complete(JobResult{});
+  job->complete(Error::make(Condition::internal_error, "a second answer", "sign"));
+  job.reset();
+  REQUIRE(log.lines() == std::vector<std::string>{"caller 1:ok"});
+}
+
+TEST_CASE("the queue's observer sees each outcome once, just before the caller does") {
+  AnswerLog log;
+  {
+    JobQueue queue(8, 1, 50us, std::make_shared<LoggingObserver>(log));
+    for (std::uint64_t id = 1; id <= 4; ++id) {
+      auto job = queue.make_job(job_with_id(id), log.completion(id));
+      REQUIRE(name(queue.push(job)) == "queued");
+    }
+    auto one = queue.try_pop();
+    one->complete(JobResult{});
+    auto two = queue.try_pop();
+    two->complete(Error::make(Condition::deadline_exceeded, "too late", "sign"));
+    two->complete(JobResult{});  // ignored
+    two.reset();
+    queue.try_pop().reset();  // three: dropped by its consumer
+    // four: still queued when the queue goes away
+  }
+  REQUIRE(log.lines() == std::vector<std::string>{
+                             "observer 1:ok",
+                             "caller 1:ok",
+                             "observer 2:deadline_exceeded",
+                             "caller 2:deadline_exceeded",
+                             "observer 3:broken_promise",
+                             "caller 3:broken_promise",
+                             "observer 4:shutting_down",
+                             "caller 4:shutting_down",
+                         });
+}
+
+// ---- close and shutdown ----
+
+TEST_CASE("after close, pushes are refused as closed and take_all returns what was queued") {
+  AnswerLog log;
+  JobQueue queue(8, 1);
+  REQUIRE(push_new(queue, log, 1) == "queued");
+  REQUIRE(push_new(queue, log, 2) == "queued");
+  REQUIRE_FALSE(queue.closed());
+
+  queue.close();
+  REQUIRE(queue.closed());
+  auto late = make_logged(log, 3);
+  REQUIRE(name(queue.push(late)) == "closed");
+  REQUIRE(late != nullptr);
+  REQUIRE(late->job.object == 3);
+  REQUIRE(log.lines().empty());
+
+  std::vector<QueuedJobPtr> left = queue.take_all();
+  REQUIRE(left.size() == 2);
+  REQUIRE(left[0]->job.object == 1);
+  REQUIRE(left[1]->job.object == 2);
+  REQUIRE(queue.depth() == 0);
+  REQUIRE(queue.try_pop() == nullptr);
+  REQUIRE(queue.take_all().empty());
+}
+
+TEST_CASE("the queue's destructor answers jobs still queued with shutting_down, and only those") {
+  AnswerLog log;
+  QueuedJobPtr running;
+  {
+    JobQueue queue(8, 1);
+    for (std::uint64_t id = 1; id <= 3; ++id) REQUIRE(push_new(queue, log, id) == "queued");
+    running = queue.try_pop();  // a consumer is running job 1
+    REQUIRE(running != nullptr);
+  }
+  REQUIRE(log.lines() ==
+          std::vector<std::string>{"caller 2:shutting_down", "caller 3:shutting_down"});
+  running->complete(JobResult{});
+  REQUIRE(log.lines().back() == "caller 1:ok");
+}
+
+// ---- requeue ----
+
+TEST_CASE("requeue succeeds when the queue is at its limit and the job comes out again") {
+  AnswerLog log;
+  JobQueue queue(2, 1);
+  REQUIRE(push_new(queue, log, 1) == "queued");
+  REQUIRE(push_new(queue, log, 2) == "queued");
+  QueuedJobPtr returned = queue.try_pop();  // its session could not open
+  REQUIRE(returned->job.object == 1);
+  REQUIRE(push_new(queue, log, 3) == "queued");  // the limit is reached again
+  REQUIRE(queue.depth() == 2);
+
+  queue.requeue(std::move(returned));
+  REQUIRE(queue.depth() == 3);
+  REQUIRE(push_new(queue, log, 4) == "overloaded");
+
+  std::vector<std::uint64_t> ids = drain_ids(queue);
+  std::sort(ids.begin(), ids.end());
+  REQUIRE(ids == std::vector<std::uint64_t>{1, 2, 3});
+  REQUIRE(queue.depth() == 0);
+  REQUIRE(push_new(queue, log, 5) == "queued");
+}
+
+TEST_CASE("a deadline sweep, a refill and every consumer's return all fit in the ring") {
+  // The worst case the ring is sized for: a sweep holds `limit` jobs while
+  // producers refill the queue, consumers each hand one job back, then the
+  // sweep requeues what it took.
+  AnswerLog log;
+  const std::size_t limit = 5;
+  const std::size_t consumers = 3;
+  JobQueue queue(limit, consumers);
+  std::uint64_t next_id = 1;
+  for (std::size_t i = 0; i < limit; ++i) REQUIRE(push_new(queue, log, next_id++) == "queued");
+  std::vector<QueuedJobPtr> swept = queue.take_all();
+  REQUIRE(swept.size() == limit);
+
+  for (std::size_t i = 0; i < limit; ++i) REQUIRE(push_new(queue, log, next_id++) == "queued");
+  std::vector<QueuedJobPtr> returned;
+  for (std::size_t i = 0; i < consumers; ++i) returned.push_back(queue.try_pop());
+  for (std::size_t i = 0; i < consumers; ++i) REQUIRE(push_new(queue, log, next_id++) == "queued");
+
+  for (auto& job : swept) queue.requeue(std::move(job));
+  for (auto& job : returned) queue.requeue(std::move(job));
+  REQUIRE(queue.depth() == 2 * limit + consumers);
+
+  std::vector<std::uint64_t> ids = drain_ids(queue);
+  std::sort(ids.begin(), ids.end());
+  std::vector<std::uint64_t> expected;
+  for (std::uint64_t id = 1; id < next_id; ++id) expected.push_back(id);
+  REQUIRE(ids == expected);
+}
+
+// ---- the deadline hint ----
+
+TEST_CASE("earliest_deadline_ns tracks the earliest pushed deadline until take_all") {
+  AnswerLog log;
+  JobQueue queue(8, 1);
+  REQUIRE(queue.earliest_deadline_ns() == kNoDeadlineRecorded);
+
+  REQUIRE(push_new(queue, log, 1, 3'000) == "queued");
+  REQUIRE(queue.earliest_deadline_ns() == 3'000);
+  REQUIRE(push_new(queue, log, 2, 5'000) == "queued");
+  REQUIRE(queue.earliest_deadline_ns() == 3'000);
+  REQUIRE(push_new(queue, log, 3, 1'000) == "queued");
+  REQUIRE(queue.earliest_deadline_ns() == 1'000);
+
+  std::vector<QueuedJobPtr> swept = queue.take_all();
+  REQUIRE(swept.size() == 3);
+  REQUIRE(queue.earliest_deadline_ns() == kNoDeadlineRecorded);
+
+  // A requeued job's deadline counts again.
+  queue.requeue(std::move(swept[1]));
+  REQUIRE(queue.earliest_deadline_ns() == 5'000);
+  REQUIRE(push_new(queue, log, 4, 4'000) == "queued");
+  REQUIRE(queue.earliest_deadline_ns() == 4'000);
+}
+
+// ---- many producers, many consumers ----
+
+TEST_CASE("four producers and three consumers: every job is taken once and answered once") {
+  constexpr int kProducers = 4;
+  constexpr int kPerProducer = 20000;
+  constexpr int kConsumers = 3;
+  constexpr int kTotal = kProducers * kPerProducer;
+
+  std::vector<std::atomic<int>> popped(kTotal);
+  std::vector<std::atomic<int>> answered(kTotal);
+  std::atomic<int> successes{0};
+  std::atomic<int> failures{0};
+  std::atomic<int> refused{0};     // pushes that said closed (never expected)
+  std::atomic<int> overloads{0};   // pushes retried
+  std::atomic<int> foreign_ids{0}; // popped ids out of range
+  std::atomic<int> taken{0};
+
+  JobQueue queue(64, kConsumers);
+  std::vector<std::thread> threads;
+  for (int p = 0; p < kProducers; ++p) {
+    threads.emplace_back([&, p] {
+      for (int i = 0; i < kPerProducer; ++i) {
+        const int id = p * kPerProducer + i;
+        auto job = std::make_unique<QueuedJob>(
+            job_with_id(static_cast<std::uint64_t>(id)),
+            QueuedJob::Completion([&, id](Result<JobResult> result) {
+              answered[id].fetch_add(1);
+              (result.ok() ? successes : failures).fetch_add(1);
+            }));
+        for (;;) {
+          PushOutcome pushed = queue.push(job);
+          if (pushed == PushOutcome::queued) break;
+          if (pushed == PushOutcome::closed) {
+            refused.fetch_add(1);
+            break;
+          }
+          overloads.fetch_add(1);
+          std::this_thread::yield();
+        }
+      }
+    });
+  }
+  for (int c = 0; c < kConsumers; ++c) {
+    threads.emplace_back([&] {
+      while (taken.load() < kTotal) {
+        QueuedJobPtr job = queue.try_pop();
+        if (!job) {
+          std::this_thread::yield();
+          continue;
+        }
+        const std::uint64_t id = job->job.object;
+        if (id >= static_cast<std::uint64_t>(kTotal)) {
+          foreign_ids.fetch_add(1);
+        } else {
+          popped[id].fetch_add(1);
+        }
+        job->complete(JobResult{});
+        taken.fetch_add(1);
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+
+  int popped_twice = 0, never_popped = 0, answered_twice = 0, never_answered = 0;
+  for (int id = 0; id < kTotal; ++id) {
+    popped_twice += popped[id].load() > 1;
+    never_popped += popped[id].load() == 0;
+    answered_twice += answered[id].load() > 1;
+    never_answered += answered[id].load() == 0;
+  }
+  CAPTURE(overloads.load());
+  REQUIRE(refused.load() == 0);
+  REQUIRE(foreign_ids.load() == 0);
+  REQUIRE(popped_twice == 0);
+  REQUIRE(never_popped == 0);
+  REQUIRE(answered_twice == 0);
+  REQUIRE(never_answered == 0);
+  REQUIRE(successes.load() == kTotal);
+  REQUIRE(failures.load() == 0);
+  REQUIRE(queue.depth() == 0);
+  REQUIRE(queue.try_pop() == nullptr);
+}
+
+// ---- consumer slots and the park/wake protocol ----
+
+TEST_CASE("consumer slots report running, busy, pinned and parked consumers") {
+  AnswerLog log;
+  JobQueue queue(8, 1);  // two slots: a replaced session may hold one briefly
+  REQUIRE(queue.consumers() == 0);
+
+  std::optional<std::size_t> slot = queue.attach(session_actor{});
+  REQUIRE(slot.has_value());
+  REQUIRE(*slot == 0);
+  REQUIRE(queue.consumers() == 1);
+  REQUIRE(queue.busy_consumers() == 0);
+
+  queue.begin_job(0);
+  REQUIRE(queue.busy_consumers() == 1);
+  queue.end_job(0);
+  REQUIRE(queue.busy_consumers() == 0);
+  queue.pin(0);
+  REQUIRE(queue.busy_consumers() == 1);
+  queue.resume(0);
+  REQUIRE(queue.busy_consumers() == 0);
+
+  REQUIRE(queue.park(0));  // nothing to do
+  REQUIRE(queue.consumers() == 1);
+  REQUIRE(queue.busy_consumers() == 0);
+
+  std::optional<std::size_t> second = queue.attach(session_actor{});
+  REQUIRE(second == std::optional<std::size_t>(1));
+  REQUIRE(queue.attach(session_actor{}) == std::nullopt);
+  REQUIRE(queue.consumers() == 2);
+
+  queue.detach(0, caf::actor_addr{});
+  REQUIRE(queue.consumers() == 1);
+  REQUIRE(queue.attach(session_actor{}) == std::optional<std::size_t>(0));
+}
+
+TEST_CASE("park refuses while jobs wait or after close, so the consumer keeps pulling") {
+  AnswerLog log;
+  JobQueue queue(8, 1);
+  REQUIRE(queue.attach(session_actor{}) == std::optional<std::size_t>(0));
+
+  // A job pushed while the consumer runs: it must look again before sleeping.
+  REQUIRE(push_new(queue, log, 1) == "queued");
+  REQUIRE_FALSE(queue.park(0));
+  REQUIRE(drain_ids(queue) == std::vector<std::uint64_t>{1});
+  REQUIRE(queue.park(0));
+
+  // A job pushed while the consumer is parked is woken for (here the handle
+  // is empty, so no message goes out); the consumer then finds the job.
+  REQUIRE(push_new(queue, log, 2) == "queued");
+  queue.resume(0);
+  REQUIRE(drain_ids(queue) == std::vector<std::uint64_t>{2});
+  REQUIRE(queue.park(0));
+
+  queue.close();
+  queue.resume(0);
+  REQUIRE_FALSE(queue.park(0));
+}
+
+TEST_CASE("a push that finds no idle consumer asks the pool to grow, once until re-armed") {
+  AnswerLog log;
+  JobQueue queue(8, 1);
+  int starved = 0;
+  queue.on_starved([&] { ++starved; });
+
+  REQUIRE(push_new(queue, log, 1) == "queued");
+  REQUIRE(starved == 1);
+  REQUIRE(push_new(queue, log, 2) == "queued");
+  REQUIRE(starved == 1);
+  queue.rearm_starved();
+  REQUIRE(push_new(queue, log, 3) == "queued");
+  REQUIRE(starved == 2);
+
+  // A parked consumer is woken instead.
+  drain_ids(queue);
+  REQUIRE(queue.attach(session_actor{}) == std::optional<std::size_t>(0));
+  REQUIRE(queue.park(0));
+  queue.rearm_starved();
+  REQUIRE(push_new(queue, log, 4) == "queued");
+  REQUIRE(starved == 2);
+}
+
+/// A session actor that does nothing but count the `pull` messages it gets.
+session_actor::behavior_type pull_counter(session_actor::pointer,
+                                          std::shared_ptr<std::atomic<int>> pulls) {
+  return {
+      [](run_atom, const Job&) { return JobResult{}; },
+      [](s_begin_atom, const StreamSpec&) { return std::uint64_t{0}; },
+      [](s_update_atom, const Bytes&) { return std::uint64_t{0}; },
+      [](s_finish_atom, const Bytes&) { return JobResult{}; },
+      [](s_abort_atom) { return false; },
+      [](status_atom) { return SessionStatus{}; },
+      [](serve_atom, const JobSource&) {},
+      [pulls](pull_atom) { pulls->fetch_add(1); },
+  };
+}
+
+TEST_CASE("a push wakes a parked session actor with exactly one pull") {
+  caf::actor_system_config config;
+  caf::actor_system system{config};
+  auto pulls = std::make_shared<std::atomic<int>>(0);
+  session_actor consumer = system.spawn(pull_counter, pulls);
+  caf::scoped_actor self{system};
+  // The actor handles its mailbox in order: once it answers `status`, every
+  // pull sent before the request has been counted.
+  auto pulls_seen = [&] {
+    bool answered = false;
+    self->request(consumer, std::chrono::seconds(10), status_atom::value)
+        .receive([&](SessionStatus&) { answered = true; }, [&](caf::error&) {});
+    REQUIRE(answered);
+    return pulls->load();
+  };
+
+  AnswerLog log;
+  {
+    JobQueue queue(8, 1);
+    std::optional<std::size_t> slot = queue.attach(consumer);
+    REQUIRE(slot.has_value());
+
+    // Running: a push sends nothing, the consumer looks before it parks.
+    REQUIRE(push_new(queue, log, 1) == "queued");
+    REQUIRE(pulls_seen() == 0);
+    REQUIRE_FALSE(queue.park(*slot));
+    REQUIRE(drain_ids(queue) == std::vector<std::uint64_t>{1});
+
+    // Parked: the first push wakes it; the second finds it already waking.
+    REQUIRE(queue.park(*slot));
+    REQUIRE(push_new(queue, log, 2) == "queued");
+    REQUIRE(push_new(queue, log, 3) == "queued");
+    REQUIRE(pulls_seen() == 1);
+
+    // The pull arrives: the consumer resumes, drains and parks again.
+    queue.resume(*slot);
+    REQUIRE(drain_ids(queue) == std::vector<std::uint64_t>{2, 3});
+    REQUIRE(queue.park(*slot));
+
+    // wake_idle wakes a parked consumer too.
+    queue.wake_idle();
+    REQUIRE(pulls_seen() == 2);
+    queue.resume(*slot);
+    REQUIRE(queue.park(*slot));
+
+    // Pinned by a stream: never woken for queued jobs.
+    queue.pin(*slot);
+    REQUIRE(push_new(queue, log, 4) == "queued");
+    REQUIRE(pulls_seen() == 2);
+    queue.resume(*slot);
+    REQUIRE(drain_ids(queue) == std::vector<std::uint64_t>{4});
+
+    // close wakes every parked consumer so it sees the queue closing.
+    REQUIRE(queue.park(*slot));
+    queue.close();
+    REQUIRE(pulls_seen() == 3);
+
+    // Another actor's address does not empty the slot; its own does.
+    queue.detach(*slot, caf::actor_addr{});
+    REQUIRE(queue.consumers() == 1);
+    queue.detach(*slot, consumer.address());
+    REQUIRE(queue.consumers() == 0);
+  }
+  self->send_exit(consumer, caf::exit_reason::user_shutdown);
+}
+
+// ---- spinning ----
+
+TEST_CASE("spin_pop returns a job pushed from another thread within its spin budget") {
+  AnswerLog log;
+  JobQueue queue(8, 1, std::chrono::milliseconds(200));
+  std::atomic<bool> pushed{false};
+  std::thread producer([&] {
+    std::this_thread::sleep_for(1ms);
+    pushed.store(push_new(queue, log, 42) == "queued");
+  });
+  QueuedJobPtr job = queue.spin_pop();
+  producer.join();
+  REQUIRE(pushed.load());
+  REQUIRE(job != nullptr);
+  REQUIRE(job->job.object == 42);
+  REQUIRE(queue.depth() == 0);
+  job->complete(JobResult{});
+}
+
+TEST_CASE("spin_pop gives up with nothing after its budget, at once with no budget or when closed") {
+  {
+    JobQueue queue(8, 1, std::chrono::milliseconds(5));
+    auto started = std::chrono::steady_clock::now();
+    REQUIRE(queue.spin_pop() == nullptr);
+    REQUIRE(std::chrono::steady_clock::now() - started >= 5ms);
+  }
+  {
+    JobQueue queue(8, 1, std::chrono::microseconds(0));
+    AnswerLog log;
+    REQUIRE(push_new(queue, log, 1) == "queued");
+    REQUIRE(queue.spin_pop() == nullptr);  // no budget: the consumer parks instead
+    REQUIRE(queue.depth() == 1);
+  }
+  {
+    JobQueue queue(8, 1, std::chrono::seconds(30));
+    queue.close();
+    auto started = std::chrono::steady_clock::now();
+    REQUIRE(queue.spin_pop() == nullptr);
+    REQUIRE(std::chrono::steady_clock::now() - started < 5s);
+  }
+}
+
+}  // namespace
+}  // namespace hsmactor
