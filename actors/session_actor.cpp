@@ -206,8 +206,14 @@ class JobScope {
 // query), after sending itself a `pull` to come back afterwards.
 void drain(session_pointer self) {
   auto& st = self->state;
-  if (!st.source.queue || st.streaming || st.healing || st.retiring) return;
+  if (!st.source.queue || st.retiring) return;
   auto& queue = *st.source.queue;
+  if (st.streaming || st.healing) {
+    // A producer may have woken this actor for a job it cannot take now:
+    // pass the wake-up on so the job does not wait for the next push.
+    if (queue.depth() > 0) queue.wake_idle();
+    return;
+  }
   queue.resume(st.source.slot);
   while (!queue.closed()) {
     if (!self->mailbox().empty()) {
@@ -306,7 +312,10 @@ session_actor::behavior_type session_impl(session_pointer self,
         }
         if (!started) return fail_stream(self, started.error());
         st.streaming = true;
-        if (st.source.queue) st.source.queue->pin(st.source.slot);
+        if (st.source.queue) {
+          st.source.queue->pin(st.source.slot);
+          if (st.source.queue->depth() > 0) st.source.queue->wake_idle();
+        }
         st.stream_kind = spec.kind;
         st.streamed_bytes = 0;
         return std::uint64_t{st.session.handle()};
