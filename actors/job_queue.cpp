@@ -118,6 +118,7 @@ QueuedJob* JobQueue::ring_pop() {
 }
 
 void JobQueue::note_deadline(std::int64_t deadline_ns) {
+  if (deadline_ns == 0) return;  // no deadline
   std::int64_t earliest = earliest_deadline_ns_.load(std::memory_order_relaxed);
   while (deadline_ns < earliest &&
          !earliest_deadline_ns_.compare_exchange_weak(earliest, deadline_ns)) {
@@ -277,6 +278,9 @@ std::vector<QueuedJobPtr> JobQueue::take_all() {
   earliest_deadline_ns_.store(std::numeric_limits<std::int64_t>::max());
   std::vector<QueuedJobPtr> jobs;
   while (auto job = try_pop()) jobs.push_back(std::move(job));
+  // A producer between claiming a cell and filling it stops the loop early;
+  // jobs behind it lost their deadlines from the hint, so look again soon.
+  if (queued_.load() > 0) earliest_deadline_ns_.store(0);
   return jobs;
 }
 

@@ -104,7 +104,7 @@ class JobQueue {
   PushOutcome push(QueuedJobPtr& job);
 
   /// Called (on the producer's thread) when jobs wait and no consumer is idle,
-  /// at most once until grow_handled(); set before the queue is shared.
+  /// at most once until rearm_starved(); set before the queue is shared.
   void on_starved(std::function<void()> hook) { starved_hook_ = std::move(hook); }
   /// Re-arms the starved hook (the pool calls it while it can still grow).
   void rearm_starved() { grow_requested_.store(false); }

@@ -21,6 +21,7 @@ struct WaitingStream {
 
 struct PooledSession {
   session_actor handle;
+  std::size_t slot = 0;  ///< its slot in the JobQueue
   bool pinned = false;
 };
 
@@ -184,7 +185,7 @@ void spawn_one(pool_pointer self) {
               return;
             }
             self->monitor(session);
-            state.sessions.emplace(session.address(), PooledSession{session});
+            state.sessions.emplace(session.address(), PooledSession{session, *slot});
             self->send(session, serve_atom::value,
                        JobSource{state.channel.queue, *slot, state.settings.trace});
             pump_streams(self);
@@ -248,6 +249,9 @@ pool_actor::behavior_type pool_impl(pool_pointer self, supervisor_actor supervis
     auto& state = self->state;
     auto it = state.sessions.find(down.source);
     if (it == state.sessions.end()) return;
+    // The actor detaches itself once serving; one that died before its
+    // `serve` message arrived cannot, so free its slot here (a no-op otherwise).
+    state.queue().detach(it->second.slot, down.source);
     state.sessions.erase(it);
     if (state.stopping) return;
     Error why = from_caf_error(down.reason);

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include <caf/all.hpp>
+#include <caf/scheduler/test_coordinator.hpp>
 #include <catch2/catch.hpp>
 
 #include "pkcs11/error.hpp"
@@ -354,10 +355,14 @@ TEST_CASE("four producers and three consumers: every job is taken once and answe
   std::vector<std::atomic<int>> answered(kTotal);
   std::atomic<int> successes{0};
   std::atomic<int> failures{0};
-  std::atomic<int> refused{0};     // pushes that said closed (never expected)
-  std::atomic<int> overloads{0};   // pushes retried
-  std::atomic<int> foreign_ids{0}; // popped ids out of range
   std::atomic<int> taken{0};
+  std::atomic<int> overloads{0};    // pushes retried
+  std::atomic<int> refused{0};      // pushes that said closed (never expected)
+  std::atomic<int> gave_up{0};      // pushes still overloaded at give_up_at
+  std::atomic<int> foreign_ids{0};  // popped ids out of range
+  // Fails (rather than hangs) if the queue stops admitting or yielding jobs.
+  const auto give_up_at = std::chrono::steady_clock::now() + 30s;
+  auto too_late = [&] { return std::chrono::steady_clock::now() >= give_up_at; };
 
   JobQueue queue(64, kConsumers);
   std::vector<std::thread> threads;
@@ -371,7 +376,7 @@ TEST_CASE("four producers and three consumers: every job is taken once and answe
               answered[id].fetch_add(1);
               (result.ok() ? successes : failures).fetch_add(1);
             }));
-        for (;;) {
+        for (unsigned retries = 1;; ++retries) {
           PushOutcome pushed = queue.push(job);
           if (pushed == PushOutcome::queued) break;
           if (pushed == PushOutcome::closed) {
@@ -379,6 +384,10 @@ TEST_CASE("four producers and three consumers: every job is taken once and answe
             break;
           }
           overloads.fetch_add(1);
+          if ((retries & 1023) == 0 && too_late()) {
+            gave_up.fetch_add(1);
+            return;
+          }
           std::this_thread::yield();
         }
       }
@@ -386,9 +395,11 @@ TEST_CASE("four producers and three consumers: every job is taken once and answe
   }
   for (int c = 0; c < kConsumers; ++c) {
     threads.emplace_back([&] {
+      unsigned idle = 0;
       while (taken.load() < kTotal) {
         QueuedJobPtr job = queue.try_pop();
         if (!job) {
+          if ((++idle & 1023) == 0 && too_late()) break;
           std::this_thread::yield();
           continue;
         }
@@ -413,6 +424,8 @@ TEST_CASE("four producers and three consumers: every job is taken once and answe
     never_answered += answered[id].load() == 0;
   }
   CAPTURE(overloads.load());
+  REQUIRE(gave_up.load() == 0);
+  REQUIRE(taken.load() == kTotal);
   REQUIRE(refused.load() == 0);
   REQUIRE(foreign_ids.load() == 0);
   REQUIRE(popped_twice == 0);
@@ -428,7 +441,6 @@ TEST_CASE("four producers and three consumers: every job is taken once and answe
 // ---- consumer slots and the park/wake protocol ----
 
 TEST_CASE("consumer slots report running, busy, pinned and parked consumers") {
-  AnswerLog log;
   JobQueue queue(8, 1);  // two slots: a replaced session may hold one briefly
   REQUIRE(queue.consumers() == 0);
 
@@ -523,18 +535,16 @@ session_actor::behavior_type pull_counter(session_actor::pointer,
 }
 
 TEST_CASE("a push wakes a parked session actor with exactly one pull") {
+  // CAF's deterministic scheduler: the actor handles its mailbox only inside
+  // run(), on this thread, so every count below is exact.
   caf::actor_system_config config;
+  config.set("scheduler.policy", caf::atom("testing"));
   caf::actor_system system{config};
+  auto& scheduler = dynamic_cast<caf::scheduler::test_coordinator&>(system.scheduler());
   auto pulls = std::make_shared<std::atomic<int>>(0);
   session_actor consumer = system.spawn(pull_counter, pulls);
-  caf::scoped_actor self{system};
-  // The actor handles its mailbox in order: once it answers `status`, every
-  // pull sent before the request has been counted.
   auto pulls_seen = [&] {
-    bool answered = false;
-    self->request(consumer, std::chrono::seconds(10), status_atom::value)
-        .receive([&](SessionStatus&) { answered = true; }, [&](caf::error&) {});
-    REQUIRE(answered);
+    scheduler.run();
     return pulls->load();
   };
 
@@ -585,7 +595,8 @@ TEST_CASE("a push wakes a parked session actor with exactly one pull") {
     queue.detach(*slot, consumer.address());
     REQUIRE(queue.consumers() == 0);
   }
-  self->send_exit(consumer, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(consumer, caf::exit_reason::user_shutdown);
+  scheduler.run();
 }
 
 // ---- spinning ----
