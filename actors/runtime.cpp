@@ -29,9 +29,14 @@ std::shared_ptr<Runtime> Runtime::create(const RuntimeOptions& options) {
   if (options.scheduler_threads > 0) {
     runtime->config_->set("scheduler.max-threads", options.scheduler_threads);
   }
-  if (!options.scheduler_policy.empty()) {
-    runtime->config_->set("scheduler.policy", caf::atom_from_string(options.scheduler_policy));
-  }
+  // Requests do not pass through CAF's scheduler (see JobQueue); what does
+  // (control messages, actor callers' responses) wakes a sleeping worker
+  // through a condition variable under `sharing` in a few microseconds, where
+  // `stealing` workers poll with 50 µs sleeps (measured: an actor caller's
+  // round trip 117 µs with stealing, 23 µs with sharing).
+  const std::string policy =
+      options.scheduler_policy.empty() ? std::string("sharing") : options.scheduler_policy;
+  runtime->config_->set("scheduler.policy", caf::atom_from_string(policy));
   runtime->owned_system_ = std::make_unique<caf::actor_system>(*runtime->config_);
   runtime->system_ = runtime->owned_system_.get();
   runtime->start_bridge();

@@ -32,7 +32,8 @@ namespace hsmactor {
 struct RuntimeOptions {
   /// Scheduler worker threads; 0 keeps CAF's default (max(cores, 4)).
   std::size_t scheduler_threads = 0;
-  /// "stealing" (CAF's default) or "sharing".
+  /// "sharing" (hsmactor's default for an actor system of its own) or
+  /// "stealing" (CAF's default).
   std::string scheduler_policy;
 };
 

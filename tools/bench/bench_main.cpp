@@ -138,7 +138,7 @@ int run(const Options& options) {
             << " sessions, callback window " << settings.callback_window
             << ", actor window " << settings.actor_window << "\n"
             << "  CAF scheduler: "
-            << (settings.scheduler_policy.empty() ? "stealing" : settings.scheduler_policy) << ", "
+            << (settings.scheduler_policy.empty() ? "sharing" : settings.scheduler_policy) << ", "
             << (settings.scheduler_threads ? std::to_string(settings.scheduler_threads)
                                            : std::string("default"))
             << " workers\n";

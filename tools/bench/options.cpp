@@ -184,7 +184,7 @@ Usage: hsmactor-bench [flags]
                         capped by the token)
   --window=N            requests in flight per hsm-callback caller (default 4)
   --actor-window=N      requests in flight per hsm-actor caller (default 1)
-  --scheduler=POLICY    CAF scheduler of hsmactor: stealing (CAF's default) or sharing
+  --scheduler=POLICY    CAF scheduler of hsmactor: sharing (its default) or stealing
   --scheduler-threads=N CAF worker threads (default max(cores, 4))
   --memory-sessions=N   session actors opened to measure memory (default 64; 0 skips)
   --csv=PATH            also write the cells as CSV

@@ -119,5 +119,9 @@ int run(const std::vector<std::string>& arguments) {
 int main(int argc, char** argv) {
   // The pipeline reads with std::getline; unsynchronised streams are much faster.
   std::ios::sync_with_stdio(false);
+  // std::cin is tied to std::cout: every read would flush std::cout from the
+  // reader thread while the writer thread writes to it, a data race that
+  // duplicated or lost output lines. Only the writer touches std::cout.
+  std::cin.tie(nullptr);
   return hsmactor::sign::run(std::vector<std::string>(argv + 1, argv + argc));
 }
