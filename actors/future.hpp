@@ -191,7 +191,7 @@ class Promise {
   }
 
   void break_if_unanswered() {
-    if (state_) {
+    if (state_ && !state_->resolved()) {
       state_->resolve(Error::make(Condition::broken_promise,
                                   "the promise was dropped without an answer"));
     }

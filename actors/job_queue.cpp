@@ -16,13 +16,18 @@ std::size_t round_up_to_power_of_two(std::size_t n) {
   return power;
 }
 
-// A pause that lets the sibling hyper-thread (or, after a few rounds, any
-// runnable thread) have the core while we wait.
+// A pause that lets the sibling hyper-thread have the core while we spin.
+void pause() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+
+// Waiting for another producer to finish filling a cell: after a few pauses,
+// yield, since that producer may have been descheduled mid-push.
 void relax(unsigned round) {
   if (round < 64) {
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#endif
+    pause();
   } else {
     std::this_thread::yield();
   }
@@ -149,7 +154,7 @@ PushOutcome JobQueue::push(QueuedJobPtr& job) {
     }
     return PushOutcome::queued;
   }
-  wake_one();
+  wake_one(/*unless_one_is_looking=*/true);
   return PushOutcome::queued;
 }
 
@@ -166,7 +171,7 @@ void JobQueue::requeue(QueuedJobPtr job) {
   QueuedJob* raw = job.release();
   for (unsigned round = 0; !ring_push(raw); ++round) relax(round);
   note_deadline(deadline);
-  wake_one();
+  wake_one(/*unless_one_is_looking=*/true);
 }
 
 void JobQueue::wake(Slot& slot) {
@@ -178,9 +183,16 @@ void JobQueue::wake(Slot& slot) {
   if (handle) caf::anon_send(handle, pull_atom::value);
 }
 
-void JobQueue::wake_one() {
+void JobQueue::wake_one(bool unless_one_is_looking) {
   // A spinning consumer will take the job within microseconds.
   if (spinners_.load() > 0) return;
+  if (unless_one_is_looking) {
+    // A running consumer pops (or sees queued_ in park()) before it parks:
+    // queued_ went up before these loads, all sequentially consistent.
+    for (std::size_t i = 0; i < slot_count_; ++i) {
+      if (slots_[i].state.load() == kRunning) return;
+    }
+  }
   for (std::size_t i = 0; i < slot_count_; ++i) {
     int expected = kParked;
     if (slots_[i].state.compare_exchange_strong(expected, kWaking)) {
@@ -222,11 +234,15 @@ void JobQueue::begin_job(std::size_t slot_index) {
   if (slot_index < slot_count_) slots_[slot_index].state.store(kBusy);
 }
 
-void JobQueue::end_job(std::size_t slot_index) {
+void JobQueue::end_job(std::size_t slot_index, bool still_occupied) {
+  if (!still_occupied) finishing(slot_index);
+  internal::CoreBudget::leave();
+}
+
+void JobQueue::finishing(std::size_t slot_index) {
   // Only from busy: a consumer that detached meanwhile keeps its slot empty.
   int expected = kBusy;
   if (slot_index < slot_count_) slots_[slot_index].state.compare_exchange_strong(expected, kRunning);
-  internal::CoreBudget::leave();
 }
 
 void JobQueue::pin(std::size_t slot_index) {
@@ -258,8 +274,11 @@ QueuedJobPtr JobQueue::spin_pop() {
   while (!closed_.load()) {
     job = try_pop();
     if (job) break;
-    relax(round++);
-    if ((round & 15) == 0 && Clock::now() >= until) break;
+    // Pauses only: a yield is a system call (about 1 µs on virtual machines)
+    // and would delay noticing the job it waits for. Spinning happens only
+    // while CoreBudget says a core is free, so nobody needs the core back.
+    pause();
+    if ((++round & 15) == 0 && Clock::now() >= until) break;
   }
   internal::CoreBudget::leave();
   spinners_.store(0);

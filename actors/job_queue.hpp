@@ -123,9 +123,15 @@ class JobQueue {
   void detach(std::size_t slot, const caf::actor_addr& consumer);
   /// Marks the slot running after a `pull` arrived or a stream ended.
   void resume(std::size_t slot);
-  /// Marks the slot busy with a job (and counts the core it uses), and back.
+  /// Marks the slot busy with a job (and counts the core it uses), and back
+  /// to running unless `still_occupied` (a heal in progress keeps it busy).
   void begin_job(std::size_t slot);
-  void end_job(std::size_t slot);
+  void end_job(std::size_t slot, bool still_occupied = false);
+  /// Marks a busy slot running just before its job is answered: the caller
+  /// reacting to the answer with its next request then sees a consumer that
+  /// is about to look for work and wakes nobody (a wake-up costs a system call
+  /// on each side, and a thread switch, for a job this consumer takes anyway).
+  void finishing(std::size_t slot);
   /// Marks the slot pinned (a stream) so no producer wakes it.
   void pin(std::size_t slot);
   /// Parks the slot; returns false (and leaves it running) when jobs arrived
@@ -134,8 +140,9 @@ class JobQueue {
   /// Spins for up to the spin budget for a job; at most one consumer spins,
   /// and only while a core is free.
   QueuedJobPtr spin_pop();
-  /// Wakes one parked consumer for jobs that are waiting.
-  void wake_idle() { wake_one(); }
+  /// Wakes one parked consumer for jobs that are waiting (a consumer asking
+  /// for help with a backlog: other running consumers do not count).
+  void wake_idle() { wake_one(/*unless_one_is_looking=*/false); }
 
   // ---- the pool ----
 
@@ -172,7 +179,9 @@ class JobQueue {
   bool ring_push(QueuedJob* job);
   QueuedJob* ring_pop();
   void note_deadline(std::int64_t deadline_ns);
-  void wake_one();
+  /// Wakes one parked consumer, unless one spins (or, if
+  /// `unless_one_is_looking`, is running between jobs and will look anyway).
+  void wake_one(bool unless_one_is_looking);
   void wake(Slot& slot);
 
   const std::size_t limit_;

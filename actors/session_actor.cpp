@@ -168,11 +168,13 @@ void run_pulled(session_pointer self, QueuedJobPtr queued) {
   }
   auto result = run_once(st, queued->job);
   if (result || !pkcs11::is_stale_session_rv(result.error().rv())) {
+    queue.finishing(st.source.slot);
     queued->complete(std::move(result));
     return;
   }
   st.discard_session();
   if (!may_retry_after_stale_session(queued->job.op)) {
+    queue.finishing(st.source.slot);
     queued->complete(std::move(result));
     return;
   }
@@ -189,16 +191,19 @@ void run_pulled(session_pointer self, QueuedJobPtr queued) {
 // Marks a consumer busy for one job, even if the job throws.
 class JobScope {
  public:
-  JobScope(JobQueue& queue, std::size_t slot) : queue_(queue), slot_(slot) {
+  JobScope(JobQueue& queue, std::size_t slot, const bool& healing)
+      : queue_(queue), slot_(slot), healing_(healing) {
     queue_.begin_job(slot_);
   }
-  ~JobScope() { queue_.end_job(slot_); }
+  // A session still healing stays busy, so producers wake other consumers.
+  ~JobScope() { queue_.end_job(slot_, healing_); }
   JobScope(const JobScope&) = delete;
   JobScope& operator=(const JobScope&) = delete;
 
  private:
   JobQueue& queue_;
   std::size_t slot_;
+  const bool& healing_;
 };
 
 // Pulls and runs queued jobs until the queue is empty, then spins briefly and
@@ -228,7 +233,7 @@ void drain(session_pointer self) {
     }
     // More waiting: let a parked session start on them while this one works.
     if (queue.depth() > 0) queue.wake_idle();
-    JobScope scope(queue, st.source.slot);
+    JobScope scope(queue, st.source.slot, st.healing);
     run_pulled(self, std::move(job));
     if (st.healing || st.retiring) return;
   }

@@ -106,16 +106,22 @@ class FutureState {
     Callback<T> callback;
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      if (resolved_) return false;
-      resolved_ = true;
+      if (resolved_.load(std::memory_order_relaxed)) return false;
+      resolved_.store(true, std::memory_order_release);
       if (callback_) {
         callback = std::move(callback_);
       } else {
         result_.emplace(std::move(result));
-        resolved_flag_.store(true, std::memory_order_release);
-        ready_.notify_all();
-        return true;
       }
+    }
+    if (!callback) {
+      // Published and notified after unlocking: a spinning or woken waiter
+      // that finds the mutex still held would sleep on it and need a second
+      // wake-up (two system calls more per request). The caller of resolve()
+      // keeps this state alive until it returns.
+      stored_.store(true, std::memory_order_release);
+      ready_.notify_all();
+      return true;
     }
     // Called without the lock, so a callback that resolves other promises (or
     // chains onto this one's answer) cannot deadlock on this mutex.
@@ -129,7 +135,7 @@ class FutureState {
     std::optional<Result<T>> result;
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      if (!resolved_) {
+      if (!resolved_.load(std::memory_order_relaxed)) {
         callback_ = std::move(callback);
         return;
       }
@@ -143,6 +149,10 @@ class FutureState {
     callback(std::move(*result));
   }
 
+  /// Returns whether the state was resolved: a hint that lets a dropped
+  /// promise skip building a broken_promise error it would not deliver.
+  bool resolved() const { return resolved_.load(std::memory_order_acquire); }
+
   /// Returns whether a result is stored and not yet taken.
   bool ready() const {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -151,19 +161,21 @@ class FutureState {
 
   /// Blocks until resolved, then moves the result out.
   Result<T> take() {
-    SpinBeforeSleep::wait([this] { return resolved_flag_.load(std::memory_order_acquire); });
+    SpinBeforeSleep::wait([this] { return stored_.load(std::memory_order_acquire); });
     std::unique_lock<std::mutex> lock(mutex_);
-    ready_.wait(lock, [this] { return resolved_; });
+    ready_.wait(lock, [this] { return resolved_.load(std::memory_order_relaxed); });
     return take_locked();
   }
 
   /// Waits until `deadline` at most; moves the result out if resolved in time,
   /// otherwise returns nullopt and leaves the state as it was.
   std::optional<Result<T>> take_until(std::chrono::steady_clock::time_point deadline) {
-    SpinBeforeSleep::wait([this] { return resolved_flag_.load(std::memory_order_acquire); },
-                          deadline);
+    SpinBeforeSleep::wait([this] { return stored_.load(std::memory_order_acquire); }, deadline);
     std::unique_lock<std::mutex> lock(mutex_);
-    if (!ready_.wait_until(lock, deadline, [this] { return resolved_; })) return std::nullopt;
+    if (!ready_.wait_until(lock, deadline,
+                           [this] { return resolved_.load(std::memory_order_relaxed); })) {
+      return std::nullopt;
+    }
     return take_locked();
   }
 
@@ -189,9 +201,10 @@ class FutureState {
 
   mutable std::mutex mutex_;
   std::condition_variable ready_;
-  bool resolved_ = false;
-  /// resolved_ with a stored result, readable without the mutex (for spinning).
-  std::atomic<bool> resolved_flag_{false};
+  /// Written under the mutex; read without it only as a hint (resolved()).
+  std::atomic<bool> resolved_{false};
+  /// A result is stored and the mutex released: spinning waiters watch this.
+  std::atomic<bool> stored_{false};
   bool future_claimed_ = false;
   std::optional<Result<T>> result_;
   Callback<T> callback_;
