@@ -274,11 +274,17 @@ QueuedJobPtr JobQueue::spin_pop() {
   while (!closed_.load()) {
     job = try_pop();
     if (job) break;
-    // Pauses only: a yield is a system call (about 1 µs on virtual machines)
-    // and would delay noticing the job it waits for. Spinning happens only
-    // while CoreBudget says a core is free, so nobody needs the core back.
-    pause();
-    if ((++round & 15) == 0 && Clock::now() >= until) break;
+    // Pauses first: a yield is a system call (about 1 µs on virtual machines)
+    // and delays noticing the job. Later an occasional yield, because threads
+    // CoreBudget does not count (the application's) may want this core, and
+    // without it they would wait for the scheduler's tick (milliseconds).
+    ++round;
+    if (round < 512 || (round & 63) != 0) {
+      pause();
+    } else {
+      std::this_thread::yield();
+    }
+    if ((round & 15) == 0 && Clock::now() >= until) break;
   }
   internal::CoreBudget::leave();
   spinners_.store(0);
