@@ -599,6 +599,70 @@ TEST_CASE("a push wakes a parked session actor with exactly one pull") {
   scheduler.run();
 }
 
+TEST_CASE("a push wakes a parked consumer only when no other consumer is about to look") {
+  caf::actor_system_config config;
+  config.set("scheduler.policy", caf::atom("testing"));
+  caf::actor_system system{config};
+  auto& scheduler = dynamic_cast<caf::scheduler::test_coordinator&>(system.scheduler());
+  auto worker_pulls = std::make_shared<std::atomic<int>>(0);
+  auto parked_pulls = std::make_shared<std::atomic<int>>(0);
+  session_actor worker = system.spawn(pull_counter, worker_pulls);
+  session_actor sleeper = system.spawn(pull_counter, parked_pulls);
+  auto parked_woken = [&] {
+    scheduler.run();
+    return parked_pulls->load();
+  };
+
+  AnswerLog log;
+  {
+    JobQueue queue(8, 2);
+    std::optional<std::size_t> working = queue.attach(worker);
+    std::optional<std::size_t> parked = queue.attach(sleeper);
+    REQUIRE(working.has_value());
+    REQUIRE(parked.has_value());
+    REQUIRE(queue.park(*parked));
+
+    // Running between jobs: it will pop the job itself, so nobody is woken.
+    REQUIRE(push_new(queue, log, 1) == "queued");
+    REQUIRE(parked_woken() == 0);
+    REQUIRE(drain_ids(queue) == std::vector<std::uint64_t>{1});
+
+    // Busy with a job: the parked consumer is woken for the next one.
+    queue.begin_job(*working);
+    REQUIRE(push_new(queue, log, 2) == "queued");
+    REQUIRE(parked_woken() == 1);
+    queue.resume(*parked);
+    REQUIRE(drain_ids(queue) == std::vector<std::uint64_t>{2});
+    REQUIRE(queue.park(*parked));
+
+    // Answering its job (finishing) counts as about to look again.
+    queue.finishing(*working);
+    REQUIRE(push_new(queue, log, 3) == "queued");
+    REQUIRE(parked_woken() == 1);
+    queue.end_job(*working);
+    REQUIRE(drain_ids(queue) == std::vector<std::uint64_t>{3});
+
+    // Still occupied after its job (a heal in progress): it stays busy, so a
+    // push wakes the parked consumer.
+    queue.begin_job(*working);
+    queue.end_job(*working, /*still_occupied=*/true);
+    REQUIRE(push_new(queue, log, 4) == "queued");
+    REQUIRE(parked_woken() == 2);
+    queue.resume(*parked);
+    REQUIRE(drain_ids(queue) == std::vector<std::uint64_t>{4});
+    REQUIRE(queue.park(*parked));
+
+    // A running consumer asking for help with a backlog wakes the parked one.
+    queue.resume(*working);
+    queue.wake_idle();
+    REQUIRE(parked_woken() == 3);
+    queue.close();
+  }
+  caf::anon_send_exit(worker, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(sleeper, caf::exit_reason::user_shutdown);
+  scheduler.run();
+}
+
 // ---- spinning ----
 
 TEST_CASE("spin_pop returns a job pushed from another thread within its spin budget") {
