@@ -64,6 +64,11 @@ class QueuedJob {
   Job job;
   /// When the job was accepted, for latency figures.
   const std::chrono::steady_clock::time_point accepted;
+  /// The completion only hands the result over (a promise, an actor's
+  /// mailbox), so its session counts as looking for work while it runs and
+  /// the caller's next request wakes nobody. Not for application callbacks,
+  /// which may take long while other sessions sit parked.
+  bool answers_quickly = false;
 
  private:
   Completion done_;

@@ -168,13 +168,13 @@ void run_pulled(session_pointer self, QueuedJobPtr queued) {
   }
   auto result = run_once(st, queued->job);
   if (result || !pkcs11::is_stale_session_rv(result.error().rv())) {
-    queue.finishing(st.source.slot);
+    if (queued->answers_quickly) queue.finishing(st.source.slot);
     queued->complete(std::move(result));
     return;
   }
   st.discard_session();
   if (!may_retry_after_stale_session(queued->job.op)) {
-    queue.finishing(st.source.slot);
+    if (queued->answers_quickly) queue.finishing(st.source.slot);
     queued->complete(std::move(result));
     return;
   }

@@ -329,9 +329,9 @@ struct Token::Core {
 
   /// Queues `job` for the pool's sessions; `done` gets the answer exactly
   /// once, on the thread of the session actor that ran it (or here, at once,
-  /// for overloaded and shutting_down).
+  /// for overloaded and shutting_down). `answers_quickly`: see QueuedJob.
   template <class Done>
-  void submit(Job job, Done done) {
+  void submit(Job job, Done done, bool answers_quickly = false) {
     if (runtime->forked()) {
       // The session actors are the parent's; nothing here would ever answer.
       done(Result<JobResult>(
@@ -342,6 +342,7 @@ struct Token::Core {
     if (job.deadline_ns == 0) job.deadline_ns = deadline_after(default_deadline);
     auto& queue = *channel.queue;
     auto queued = queue.make_job(std::move(job), QueuedJob::Completion(caf_side(std::move(done))));
+    queued->answers_quickly = answers_quickly;
     switch (queue.push(queued)) {
       case PushOutcome::queued:
         return;
@@ -370,7 +371,7 @@ struct Token::Core {
       }
       key.remember(result->key_handle, result->key_generation);
       shared.set_result(convert(*result));
-    });
+    }, /*answers_quickly=*/true);
     return std::move(future);
   }
 };

@@ -138,6 +138,42 @@ TEST_CASE("the trace sink sees operations and results, never payload or PIN byte
   testing::check_no_session_shared();
 }
 
+TEST_CASE("a slow callback holds only its own session: another request is served meanwhile") {
+  const auto& test_token = pool_test_token();
+  faults().reset();
+  Hsm hsm;
+  TokenOptions options = testing::options_for(test_token);
+  options.min_sessions = 2;
+  options.max_sessions = 2;
+  Token token = testing::open_or_throw(hsm, options);
+  Key ec = token.key(testing::TestKeyLabels::ec256);
+  const Bytes digest = digest_of("slow callback");
+  // Warm both sessions up (and the key handle), so neither opens anything below.
+  REQUIRE(token.sign(ec, Mechanism::ecdsa(), digest).get(30s).ok());
+
+  std::promise<void> callback_started;
+  std::promise<void> release_callback;
+  auto released = release_callback.get_future().share();
+  std::atomic<bool> callback_returned{false};
+  token.sign(ec, Mechanism::ecdsa(), digest, [&](Result<Bytes>) {
+    callback_started.set_value();
+    // Blocks its session until the test has its second answer (or gives up).
+    released.wait_for(20s);
+    callback_returned = true;
+  });
+  REQUIRE(callback_started.get_future().wait_for(30s) == std::future_status::ready);
+
+  // The other session is idle (parked): this request must reach it rather
+  // than wait behind the blocked callback.
+  auto random = token.random(16).get(10s);
+  bool served_while_blocked = !callback_returned.load();
+  release_callback.set_value();
+  REQUIRE(random.ok());
+  CHECK(random->size() == 16);
+  CHECK(served_while_blocked);
+  testing::check_no_session_shared();
+}
+
 TEST_CASE("an actor sends a Job to pool_handle() and gets a JobResult") {
   const auto& test_token = pool_test_token();
   faults().reset();
