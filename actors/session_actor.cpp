@@ -167,13 +167,9 @@ void run_pulled(session_pointer self, QueuedJobPtr queued) {
     }
   }
   auto result = run_once(st, queued->job);
-  if (result || !pkcs11::is_stale_session_rv(result.error().rv())) {
-    if (queued->answers_quickly) queue.finishing(st.source.slot);
-    queued->complete(std::move(result));
-    return;
-  }
-  st.discard_session();
-  if (!may_retry_after_stale_session(queued->job.op)) {
+  const bool stale = !result && pkcs11::is_stale_session_rv(result.error().rv());
+  if (stale) st.discard_session();
+  if (!stale || !may_retry_after_stale_session(queued->job.op)) {
     if (queued->answers_quickly) queue.finishing(st.source.slot);
     queued->complete(std::move(result));
     return;

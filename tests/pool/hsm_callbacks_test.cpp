@@ -153,13 +153,16 @@ TEST_CASE("a slow callback holds only its own session: another request is served
 
   std::promise<void> callback_started;
   std::promise<void> release_callback;
+  std::promise<void> callback_finished;
   auto released = release_callback.get_future().share();
+  auto finished = callback_finished.get_future();
   std::atomic<bool> callback_returned{false};
   token.sign(ec, Mechanism::ecdsa(), digest, [&](Result<Bytes>) {
     callback_started.set_value();
     // Blocks its session until the test has its second answer (or gives up).
     released.wait_for(20s);
     callback_returned = true;
+    callback_finished.set_value();
   });
   REQUIRE(callback_started.get_future().wait_for(30s) == std::future_status::ready);
 
@@ -168,6 +171,8 @@ TEST_CASE("a slow callback holds only its own session: another request is served
   auto random = token.random(16).get(10s);
   bool served_while_blocked = !callback_returned.load();
   release_callback.set_value();
+  // The callback uses this scope's locals: let it finish before they go.
+  REQUIRE(finished.wait_for(30s) == std::future_status::ready);
   REQUIRE(random.ok());
   CHECK(random->size() == 16);
   CHECK(served_while_blocked);

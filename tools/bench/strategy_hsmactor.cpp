@@ -99,8 +99,8 @@ void issue(caf::event_based_actor* self, const std::shared_ptr<ActorCaller>& cal
   ++caller->in_flight;
   Job job = caller->prototype;
   job.deadline_ns = deadline_after(kRequestTimeout);
-  // No request timeout: the job's deadline bounds it, and the pool answers
-  // every job (README, "Actors"); a CAF timeout would add a timer per request.
+  // No request timeout: the pool answers every job, a queued one by its
+  // deadline (README, "Actors"); a CAF timeout would add a timer per request.
   self->request(caller->pool, caf::infinite, run_atom::value, std::move(job))
       .then(
           [self, caller, started](JobResult&) {
