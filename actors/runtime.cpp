@@ -3,25 +3,9 @@
 #include <pthread.h>
 #include <unistd.h>
 
-#include <atomic>
-#include <mutex>
+#include "actors/process.hpp"
 
 namespace hsmactor {
-namespace {
-
-// Counts fork()s in this process's ancestry, so forked() is a load rather than
-// a getpid() system call on every request.
-std::atomic<unsigned> g_forks{0};
-
-unsigned fork_count() {
-  static std::once_flag registered;
-  std::call_once(registered, [] {
-    ::pthread_atfork(nullptr, nullptr, [] { g_forks.fetch_add(1); });
-  });
-  return g_forks.load(std::memory_order_relaxed);
-}
-
-}  // namespace
 
 std::shared_ptr<Runtime> Runtime::create(const RuntimeOptions& options) {
   std::shared_ptr<Runtime> runtime(new Runtime());
@@ -52,7 +36,7 @@ std::shared_ptr<Runtime> Runtime::borrow(caf::actor_system& system) {
 
 void Runtime::start_bridge() {
   pid_ = ::getpid();
-  forks_at_start_ = fork_count();
+  forks_at_start_ = fork_generation();
   // The unused argument matters: CAF 0.17 dereferences a null argument tuple
   // when an actor is spawned without arguments (UBSan reports it).
   bridge_ = system_->spawn(
@@ -63,7 +47,7 @@ void Runtime::start_bridge() {
 }
 
 bool Runtime::forked() const {
-  return g_forks.load(std::memory_order_relaxed) != forks_at_start_;
+  return fork_generation() != forks_at_start_;
 }
 
 void Runtime::post(std::function<void(caf::event_based_actor*)> job) {

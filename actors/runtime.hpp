@@ -128,7 +128,7 @@ class Runtime {
   caf::actor_system* system_ = nullptr;
   caf::actor bridge_;
   pid_t pid_ = 0;
-  unsigned forks_at_start_ = 0;
+  std::uint64_t forks_at_start_ = 0;
 };
 
 }  // namespace hsmactor
