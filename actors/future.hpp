@@ -96,10 +96,10 @@ class Future {
   /// fine); the future becomes invalid.
   ///
   /// If the answer is already here (or the future is invalid), the callback runs
-  /// now on the calling thread; otherwise it runs later on the thread that
-  /// resolves the promise, which may be an actor-system worker thread. So the
-  /// callback must not block, must not throw, and must be quick; hand heavy
-  /// work to another thread.
+  /// now on the calling thread; otherwise it runs later on the promise's
+  /// executor (hsmactor's completion pool unless the token was given one),
+  /// never on the thread that resolves the promise. The callback may block and
+  /// may call hsmactor again; it holds only its executor thread meanwhile.
   template <class F>
   void then(F&& callback) {
     static_assert(std::is_invocable_v<std::decay_t<F>&, Result<T>>,
@@ -133,8 +133,10 @@ class Future {
 template <class T>
 class Promise {
  public:
-  /// Constructs a promise with a fresh, unresolved state.
-  Promise() : state_(std::make_shared<internal::FutureState<T>>()) {}
+  /// Constructs a promise with a fresh, unresolved state; a callback waiting on
+  /// its future runs on `executor` (hsmactor's completion pool when null).
+  explicit Promise(std::shared_ptr<Executor> executor = nullptr)
+      : state_(std::make_shared<internal::FutureState<T>>(std::move(executor))) {}
   Promise(Promise&&) noexcept = default;
   Promise(const Promise&) = delete;
   Promise& operator=(const Promise&) = delete;
@@ -247,10 +249,11 @@ class SharedPromise {
   std::shared_ptr<Promise<T>> promise_;
 };
 
-/// Returns a connected promise and future, ready for `auto [promise, future] = ...`.
+/// Returns a connected promise and future, ready for `auto [promise, future] = ...`;
+/// a callback on the future runs on `executor` (the completion pool when null).
 template <class T>
-std::pair<Promise<T>, Future<T>> make_promise() {
-  Promise<T> promise;
+std::pair<Promise<T>, Future<T>> make_promise(std::shared_ptr<Executor> executor = nullptr) {
+  Promise<T> promise(std::move(executor));
   Future<T> future = promise.get_future();
   return {std::move(promise), std::move(future)};
 }

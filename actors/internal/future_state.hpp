@@ -15,7 +15,9 @@
 #include <type_traits>
 #include <utility>
 
+#include "actors/executor.hpp"
 #include "actors/internal/core_budget.hpp"
+#include "actors/process.hpp"
 #include "pkcs11/error.hpp"
 
 namespace hsmactor::internal {
@@ -97,9 +99,22 @@ struct SpinBeforeSleep {
 /// resolved holding the result, and consumed (the result went to get() or to the
 /// callback). resolve() and set_callback() decide under the mutex which side
 /// calls the callback, so it runs exactly once and never under the lock.
+///
+/// Where the callback runs: a callback waiting when the answer arrives is
+/// posted to the executor (the resolving thread is usually a session actor's,
+/// which must never run application code); one registered after the answer
+/// runs at once on the registering thread.
+///
+/// Fork: a state that was still unresolved when the process forked answers
+/// Condition::forked in the child (its producer does not exist there), without
+/// touching the mutex, which a parent thread may have held at the fork.
 template <class T>
 class FutureState {
  public:
+  /// A state whose callback is posted to `executor` (the default one if null).
+  explicit FutureState(std::shared_ptr<Executor> executor = nullptr)
+      : executor_(std::move(executor)), born_(fork_generation()) {}
+
   /// Stores `result`, or hands it to a waiting callback; returns false if the
   /// state was already resolved (the first answer wins).
   bool resolve(Result<T> result) {
@@ -123,15 +138,22 @@ class FutureState {
       ready_.notify_all();
       return true;
     }
-    // Called without the lock, so a callback that resolves other promises (or
-    // chains onto this one's answer) cannot deadlock on this mutex.
-    callback(std::move(result));
+    // Never here: this thread may be a session actor's. Posted without the
+    // lock, so a callback that resolves other promises cannot deadlock on it.
+    post_to(executor_.get(), Task([callback = std::move(callback),
+                                   result = std::move(result)]() mutable {
+      callback(std::move(result));
+    }));
     return true;
   }
 
   /// Runs `callback` now (on this thread) if the result is here, otherwise keeps
   /// it for the thread that resolves.
   void set_callback(Callback<T> callback) {
+    if (forked_while_pending()) {
+      callback(Result<T>(forked_error()));
+      return;
+    }
     std::optional<Result<T>> result;
     {
       std::lock_guard<std::mutex> lock(mutex_);
@@ -153,14 +175,12 @@ class FutureState {
   /// promise skip building a broken_promise error it would not deliver.
   bool resolved() const { return resolved_.load(std::memory_order_acquire); }
 
-  /// Returns whether a result is stored and not yet taken.
-  bool ready() const {
-    std::lock_guard<std::mutex> lock(mutex_);
-    return result_.has_value();
-  }
+  /// Returns whether a result is stored (the Future has not taken it yet).
+  bool ready() const { return stored_.load(std::memory_order_acquire); }
 
   /// Blocks until resolved, then moves the result out.
   Result<T> take() {
+    if (forked_while_pending()) return forked_error();
     SpinBeforeSleep::wait([this] { return stored_.load(std::memory_order_acquire); });
     std::unique_lock<std::mutex> lock(mutex_);
     ready_.wait(lock, [this] { return resolved_.load(std::memory_order_relaxed); });
@@ -170,6 +190,7 @@ class FutureState {
   /// Waits until `deadline` at most; moves the result out if resolved in time,
   /// otherwise returns nullopt and leaves the state as it was.
   std::optional<Result<T>> take_until(std::chrono::steady_clock::time_point deadline) {
+    if (forked_while_pending()) return Result<T>(forked_error());
     SpinBeforeSleep::wait([this] { return stored_.load(std::memory_order_acquire); }, deadline);
     std::unique_lock<std::mutex> lock(mutex_);
     if (!ready_.wait_until(lock, deadline,
@@ -188,6 +209,15 @@ class FutureState {
   }
 
  private:
+  /// True in a child process when the answer had not arrived by the fork.
+  bool forked_while_pending() const {
+    return born_ != fork_generation() && !stored_.load(std::memory_order_acquire);
+  }
+  static Error forked_error() {
+    return Error::make(Condition::forked,
+                       "the process forked before the answer arrived; it never will here");
+  }
+
   static Error consumed_error() {
     return Error::make(Condition::internal_error, "the future's result was already taken");
   }
@@ -208,6 +238,8 @@ class FutureState {
   bool future_claimed_ = false;
   std::optional<Result<T>> result_;
   Callback<T> callback_;
+  const std::shared_ptr<Executor> executor_;
+  const std::uint64_t born_;
 };
 
 }  // namespace hsmactor::internal

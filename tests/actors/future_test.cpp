@@ -1,7 +1,13 @@
 #include "actors/future.hpp"
 
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
+#include <csignal>
+#include <mutex>
 #include <memory>
 #include <string>
 #include <thread>
@@ -23,6 +29,61 @@ std::string outcome(const Result<T>& result) {
 }
 
 Error overloaded_error() { return Error::make(Condition::overloaded, "queue full"); }
+
+/// Returns true as soon as `condition` holds; false if it still does not after 10 s.
+template <class Condition>
+bool eventually(Condition condition) {
+  auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!condition()) {
+    if (std::chrono::steady_clock::now() > until) return false;
+    std::this_thread::sleep_for(milliseconds(1));
+  }
+  return true;
+}
+
+/// An executor that runs tasks on one thread of its own and counts them.
+class CountingExecutor final : public Executor {
+ public:
+  CountingExecutor() : thread_([this] { run(); }) {}
+  ~CountingExecutor() override {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stop_ = true;
+    }
+    wake_.notify_one();
+    thread_.join();
+  }
+  void post(Task task) noexcept override {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      tasks_.push_back(std::move(task));
+    }
+    posted_.fetch_add(1);
+    wake_.notify_one();
+  }
+  int posted() const { return posted_.load(); }
+  std::thread::id thread_id() const { return thread_.get_id(); }
+
+ private:
+  void run() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    for (;;) {
+      wake_.wait(lock, [this] { return stop_ || !tasks_.empty(); });
+      if (tasks_.empty()) return;
+      Task task = std::move(tasks_.front());
+      tasks_.erase(tasks_.begin());
+      lock.unlock();
+      task();
+      lock.lock();
+    }
+  }
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::vector<Task> tasks_;
+  bool stop_ = false;
+  std::atomic<int> posted_{0};
+  std::thread thread_;
+};
 
 TEST_CASE("a value set on the promise is what get returns") {
   auto [promise, future] = make_promise<std::string>();
@@ -129,15 +190,13 @@ TEST_CASE("blocking get wakes when another thread resolves the promise") {
   REQUIRE(*result == 5);
 }
 
-TEST_CASE("then registered before resolution runs on the thread that resolves") {
+TEST_CASE("then registered before resolution runs on the completion pool, not the resolver") {
   auto [promise, future] = make_promise<int>();
-  int seen = 0;
-  int calls = 0;
-  std::thread::id ran_on;
-  future.then([&](Result<int> result) {
-    ++calls;
-    seen = *result;
-    ran_on = std::this_thread::get_id();
+  auto [ran, ran_future] = make_promise<std::thread::id>();
+  std::atomic<int> calls{0};
+  future.then([&calls, ran = std::move(ran)](Result<int> result) mutable {
+    calls.fetch_add(1);
+    if (result && *result == 8) ran.set_value(std::this_thread::get_id());
   });
   REQUIRE_FALSE(future.valid());
   REQUIRE(calls == 0);
@@ -146,9 +205,86 @@ TEST_CASE("then registered before resolution runs on the thread that resolves") 
   std::thread::id producer_id = producer.get_id();
   producer.join();
 
+  auto ran_on = ran_future.get(std::chrono::seconds(10));
+  REQUIRE(ran_on.ok());
+  REQUIRE(*ran_on != producer_id);
+  REQUIRE(*ran_on != std::this_thread::get_id());
   REQUIRE(calls == 1);
-  REQUIRE(seen == 8);
-  REQUIRE(ran_on == producer_id);
+}
+
+TEST_CASE("a continuation that blocks holds up neither the resolver nor other continuations") {
+  auto [slow_promise, slow_future] = make_promise<int>();
+  auto [fast_promise, fast_future] = make_promise<int>();
+  auto [release, released] = make_promise<void>();
+  auto [fast_seen, fast_seen_future] = make_promise<int>();
+  slow_future.then([released = std::move(released)](Result<int>) mutable {
+    // Blocks on another future's answer: allowed, it holds only this thread.
+    (void)released.get(std::chrono::seconds(10));
+  });
+  fast_future.then([fast_seen = std::move(fast_seen)](Result<int> result) mutable {
+    fast_seen.set_result(std::move(result));
+  });
+  auto started = std::chrono::steady_clock::now();
+  REQUIRE(slow_promise.set_value(1));
+  REQUIRE(fast_promise.set_value(2));
+  REQUIRE(std::chrono::steady_clock::now() - started < std::chrono::seconds(1));
+  auto fast = fast_seen_future.get(std::chrono::seconds(5));
+  REQUIRE(fast.ok());
+  REQUIRE(*fast == 2);
+  REQUIRE(release.set_value());
+}
+
+TEST_CASE("a continuation runs on the executor its promise was given") {
+  auto executor = std::make_shared<CountingExecutor>();
+  auto [promise, future] = make_promise<int>(executor);
+  auto [ran, ran_future] = make_promise<std::thread::id>();
+  future.then([ran = std::move(ran)](Result<int>) mutable {
+    ran.set_value(std::this_thread::get_id());
+  });
+  REQUIRE(promise.set_value(3));
+  auto ran_on = ran_future.get(std::chrono::seconds(10));
+  REQUIRE(ran_on.ok());
+  REQUIRE(*ran_on == executor->thread_id());
+  REQUIRE(executor->posted() == 1);
+}
+
+TEST_CASE("a future unresolved at fork() answers forked in the child; a resolved one keeps its value") {
+  auto [pending_promise, pending] = make_promise<int>();
+  auto [answered_promise, answered] = make_promise<int>();
+  auto [callback_promise, with_callback] = make_promise<int>();
+  REQUIRE(answered_promise.set_value(5));
+  pid_t child = ::fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    int failures = 0;
+    auto result = pending.get();  // would hang forever without fork detection
+    if (result || result.error().condition() != Condition::forked) failures |= 1;
+    auto kept = answered.get();
+    if (!kept || *kept != 5) failures |= 2;
+    bool called_with_forked = false;
+    with_callback.then([&](Result<int> r) {
+      called_with_forked = !r && r.error().condition() == Condition::forked;
+    });
+    if (!called_with_forked) failures |= 4;
+    ::_exit(failures);
+  }
+  int status = 0;
+  pid_t waited = 0;
+  for (int i = 0; i < 1000 && waited == 0; ++i) {
+    waited = ::waitpid(child, &status, WNOHANG);
+    if (waited == 0) std::this_thread::sleep_for(milliseconds(10));
+  }
+  if (waited == 0) {
+    ::kill(child, SIGKILL);
+    ::waitpid(child, &status, 0);
+  }
+  REQUIRE(waited == child);
+  REQUIRE(WIFEXITED(status));
+  REQUIRE(WEXITSTATUS(status) == 0);
+  // The parent's futures are unaffected.
+  REQUIRE(pending_promise.set_value(1));
+  REQUIRE(*pending.get() == 1);
+  REQUIRE(callback_promise.set_value(2));
 }
 
 TEST_CASE("then registered after resolution runs at once on the calling thread") {
@@ -223,13 +359,15 @@ TEST_CASE("a promise dropped unfulfilled resolves its future with broken_promise
 }
 
 TEST_CASE("a promise dropped unfulfilled calls a waiting callback with broken_promise") {
-  std::string seen;
+  auto [seen, seen_future] = make_promise<std::string>();
   {
     auto [promise, future] = make_promise<void>();
-    future.then([&](Result<void> result) { seen = outcome(result); });
-    REQUIRE(seen.empty());
+    future.then([seen = std::move(seen)](Result<void> result) mutable {
+      seen.set_value(outcome(result));
+    });
+    REQUIRE_FALSE(seen_future.ready());
   }
-  REQUIRE(seen == "broken_promise");
+  REQUIRE(*seen_future.get(std::chrono::seconds(10)) == "broken_promise");
 }
 
 TEST_CASE("a promise that answered is dropped without breaking its future") {
@@ -337,11 +475,11 @@ TEST_CASE("get consumes the future also when the answer is an error") {
 
 TEST_CASE("then consumes the future: a later get returns internal_error") {
   auto [promise, future] = make_promise<int>();
-  int calls = 0;
-  future.then([&](Result<int>) { ++calls; });
+  std::atomic<int> calls{0};
+  future.then([&](Result<int>) { calls.fetch_add(1); });
   REQUIRE(outcome(future.get()) == "internal_error");
   REQUIRE(promise.set_value(1));
-  REQUIRE(calls == 1);
+  REQUIRE(eventually([&] { return calls.load() == 1; }));
 }
 
 TEST_CASE("get_future called twice returns a future holding internal_error") {
@@ -364,13 +502,13 @@ TEST_CASE("a future dropped before resolution leaves the promise working") {
 
 TEST_CASE("a callback outlives its dropped future and still gets the answer") {
   auto [promise, future] = make_promise<int>();
-  int seen = 0;
+  std::atomic<int> seen{0};
   {
     Future<int> gone = std::move(future);
-    gone.then([&](Result<int> result) { seen = *result; });
+    gone.then([&](Result<int> result) { seen.store(*result); });
   }
   REQUIRE(promise.set_value(17));
-  REQUIRE(seen == 17);
+  REQUIRE(eventually([&] { return seen.load() == 17; }));
 }
 
 TEST_CASE("make_ready_future returns a future that is ready at once") {
@@ -476,6 +614,12 @@ TEST_CASE("callbacks registered while other threads answer run exactly once") {
     });
   }
   for (auto& thread : threads) thread.join();
+  // Callbacks whose answer came later run on the completion pool: wait for them.
+  REQUIRE(eventually([&] {
+    int total = 0;
+    for (int i = 0; i < kTotal; ++i) total += calls[i].load() > 0;
+    return total == kTotal;
+  }));
 
   int never_called = 0;
   int called_twice = 0;
