@@ -129,6 +129,10 @@ struct StreamSpec {
   pkcs11::Mechanism mechanism;
   KeyRef key;
   std::int64_t deadline_ns = 0;
+  /// Process-unique (next_epoch()), chosen by the caller: every later step
+  /// names it, so a step of an abandoned stream never touches the next one,
+  /// and the caller can give the stream up before it knows its session.
+  std::uint64_t stream_id = 0;
 };
 
 class JobQueue;
@@ -198,9 +202,9 @@ std::chrono::nanoseconds time_left(std::int64_t deadline_ns);
 using session_actor = caf::typed_actor<
     caf::replies_to<run_atom, Job>::with<JobResult>,
     caf::replies_to<s_begin_atom, StreamSpec>::with<std::uint64_t>,
-    caf::replies_to<s_update_atom, Bytes>::with<std::uint64_t>,
-    caf::replies_to<s_finish_atom, Bytes>::with<JobResult>,
-    caf::replies_to<s_abort_atom>::with<bool>,
+    caf::replies_to<s_update_atom, std::uint64_t, Bytes>::with<std::uint64_t>,
+    caf::replies_to<s_finish_atom, std::uint64_t, Bytes>::with<JobResult>,
+    caf::replies_to<s_abort_atom, std::uint64_t>::with<bool>,
     caf::replies_to<status_atom>::with<SessionStatus>,
     caf::reacts_to<serve_atom, JobSource>,
     caf::reacts_to<pull_atom>>;
@@ -236,7 +240,8 @@ typename Inspector::result_type inspect(Inspector& f, JobResult& x) {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, StreamSpec& x) {
-  return f(caf::meta::type_name("StreamSpec"), x.kind, x.mechanism, x.key, x.deadline_ns);
+  return f(caf::meta::type_name("StreamSpec"), x.kind, x.mechanism, x.key, x.deadline_ns,
+           x.stream_id);
 }
 
 template <class Inspector>

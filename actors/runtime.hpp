@@ -64,62 +64,35 @@ class Runtime {
   void post(std::function<void(caf::event_based_actor*)> job);
 
   /// Sends a request to `target` and returns a future of its answer; resolves
-  /// with deadline_exceeded after `timeout`. Never blocks.
+  /// with deadline_exceeded after `timeout`. Never blocks. The bridge only
+  /// resolves the promise: a continuation on the future runs on `executor`
+  /// (the completion pool when null), never on the bridge's thread.
   template <class R, class Handle, class... Ts>
   Future<R> ask(const Handle& target, std::chrono::nanoseconds timeout, Ts... args) {
-    auto promise_and_future = make_promise<R>();
-    SharedPromise<R> promise(std::move(promise_and_future.first));
-    ask_then<R>(target, timeout, [promise](Result<R> result) mutable {
-      promise.set_result(std::move(result));
-    }, std::move(args)...);
-    return std::move(promise_and_future.second);
+    return ask_on<R>(nullptr, target, timeout, std::move(args)...);
   }
 
-  /// Sends a request to `target`; `callback` receives the Result exactly once
-  /// (on a CAF worker thread: it must not block). Callback goes last in spirit;
-  /// here it precedes the message so the message can be variadic.
-  template <class R, class Handle, class Callback, class... Ts>
-  void ask_then(const Handle& target, std::chrono::nanoseconds timeout, Callback callback,
-                Ts... args) {
+  /// ask() whose continuations run on `executor`.
+  template <class R, class Handle, class... Ts>
+  Future<R> ask_on(std::shared_ptr<Executor> executor, const Handle& target,
+                   std::chrono::nanoseconds timeout, Ts... args) {
     if (forked()) {
-      callback(Result<R>(Error::make(Condition::forked,
-                                     "this runtime belongs to the parent process")));
-      return;
+      return make_ready_future<R>(
+          Error::make(Condition::forked, "this runtime belongs to the parent process"));
     }
-    // The callback is shared so that, if the bridge never runs the job (it is
-    // shutting down), the last copy's destructor can still answer.
-    auto once = std::make_shared<AnswerOnce<R, Callback>>(std::move(callback));
-    post([target, timeout, once, args...](caf::event_based_actor* self) {
+    auto [promise, future] = make_promise<R>(std::move(executor));
+    // Shared: CAF copies handlers. If the bridge never runs the job (it is
+    // shutting down), the last copy's destructor answers broken_promise.
+    SharedPromise<R> shared(std::move(promise));
+    post([target, timeout, shared, args...](caf::event_based_actor* self) {
       self->request(target, timeout, args...)
-          .then([once](R& value) { once->answer(Result<R>(std::move(value))); },
-                [once](caf::error& error) { once->answer(Result<R>(from_caf_error(error))); });
+          .then([shared](R& value) { shared.set_value(std::move(value)); },
+                [shared](caf::error& error) { shared.set_error(from_caf_error(error)); });
     });
+    return std::move(future);
   }
 
  private:
-  // Calls the callback exactly once: with the answer, or with broken_promise
-  // when the request was dropped unanswered.
-  template <class R, class Callback>
-  class AnswerOnce {
-   public:
-    explicit AnswerOnce(Callback callback) : callback_(std::move(callback)) {}
-    ~AnswerOnce() {
-      if (!answered_) {
-        callback_(Result<R>(Error::make(Condition::broken_promise,
-                                        "the request was dropped before it was answered")));
-      }
-    }
-    void answer(Result<R> result) {
-      if (answered_) return;
-      answered_ = true;
-      callback_(std::move(result));
-    }
-
-   private:
-    Callback callback_;
-    bool answered_ = false;
-  };
-
   Runtime() = default;
   void start_bridge();
 

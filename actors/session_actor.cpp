@@ -18,6 +18,8 @@ struct SessionState {
   pkcs11::Session session;
   KeyCache keys;
   bool streaming = false;
+  /// The stream this session serves (StreamSpec::stream_id) while streaming.
+  std::uint64_t stream_id = 0;
   StreamKind stream_kind = StreamKind::digest;
   std::uint64_t streamed_bytes = 0;
   std::uint64_t restarts = 0;
@@ -61,6 +63,7 @@ struct SessionState {
     (void)session.close();
     keys.clear();
     streaming = false;
+    stream_id = 0;
     streamed_bytes = 0;
   }
 };
@@ -239,6 +242,7 @@ void drain(session_pointer self) {
 void end_stream(session_pointer self) {
   auto& st = self->state;
   st.streaming = false;
+  st.stream_id = 0;
   st.streamed_bytes = 0;
   if (st.source.queue) {
     st.source.queue->resume(st.source.slot);
@@ -249,6 +253,15 @@ void end_stream(session_pointer self) {
 Error pinned_error(const char* operation) {
   return Error::make(Condition::invalid_argument,
                      "the session is pinned by an unfinished multi-part stream", operation);
+}
+
+// A step for a stream this session does not serve (it was given up, aborted
+// or failed): it must not touch whatever the session does now.
+caf::error not_this_stream(const SessionState& st, std::uint64_t stream_id,
+                           const char* operation) {
+  if (st.streaming && st.stream_id == stream_id) return caf::error();
+  return to_caf_error(Error::make(Condition::invalid_argument,
+                                  "the stream is not open on this session any more", operation));
 }
 
 // Ends a stream after a failure: the operation may still be active inside the
@@ -300,6 +313,11 @@ session_actor::behavior_type session_impl(session_pointer self,
       [self](s_begin_atom, StreamSpec& spec) -> caf::result<std::uint64_t> {
         auto& st = self->state;
         if (st.streaming) return to_caf_error(pinned_error("stream_begin"));
+        if (time_left(spec.deadline_ns).count() == 0) {
+          return to_caf_error(Error::make(Condition::deadline_exceeded,
+                                          "the deadline passed before the stream started",
+                                          "stream_begin"));
+        }
         auto opened = st.ensure_open();
         if (!opened) return fail_stream(self, opened.error().in_operation("stream_begin"));
         Result<void> started = success();
@@ -313,6 +331,7 @@ session_actor::behavior_type session_impl(session_pointer self,
         }
         if (!started) return fail_stream(self, started.error());
         st.streaming = true;
+        st.stream_id = spec.stream_id;
         if (st.source.queue) {
           st.source.queue->pin(st.source.slot);
           if (st.source.queue->depth() > 0) st.source.queue->wake_idle();
@@ -321,12 +340,10 @@ session_actor::behavior_type session_impl(session_pointer self,
         st.streamed_bytes = 0;
         return std::uint64_t{st.session.handle()};
       },
-      [self](s_update_atom, Bytes& data) -> caf::result<std::uint64_t> {
+      [self](s_update_atom, std::uint64_t stream_id,
+             Bytes& data) -> caf::result<std::uint64_t> {
         auto& st = self->state;
-        if (!st.streaming) {
-          return to_caf_error(
-              Error::make(Condition::invalid_argument, "no stream is open", "stream_update"));
-        }
+        if (auto wrong = not_this_stream(st, stream_id, "stream_update")) return wrong;
         Result<void> updated = success();
         switch (st.stream_kind) {
           case StreamKind::sign: updated = st.session.sign_update(data); break;
@@ -337,12 +354,10 @@ session_actor::behavior_type session_impl(session_pointer self,
         st.streamed_bytes += data.size();
         return st.streamed_bytes;
       },
-      [self](s_finish_atom, Bytes& signature) -> caf::result<JobResult> {
+      [self](s_finish_atom, std::uint64_t stream_id,
+             Bytes& signature) -> caf::result<JobResult> {
         auto& st = self->state;
-        if (!st.streaming) {
-          return to_caf_error(
-              Error::make(Condition::invalid_argument, "no stream is open", "stream_finish"));
-        }
+        if (auto wrong = not_this_stream(st, stream_id, "stream_finish")) return wrong;
         JobResult result;
         if (st.stream_kind == StreamKind::verify) {
           auto valid = st.session.verify_final(signature);
@@ -357,10 +372,10 @@ session_actor::behavior_type session_impl(session_pointer self,
         end_stream(self);
         return result;
       },
-      [self](s_abort_atom) -> bool {
+      [self](s_abort_atom, std::uint64_t stream_id) -> bool {
         // PKCS#11 2.40 cannot cancel an operation: closing is the only way to
         // make sure nothing half-done is ever shared.
-        if (self->state.streaming) {
+        if (self->state.streaming && self->state.stream_id == stream_id) {
           self->state.discard_session();
           end_stream(self);
         }

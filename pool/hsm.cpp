@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -11,15 +12,16 @@
 #include <p11-kit/uri.h>
 
 #include "actors/library_registry.hpp"
+#include "actors/process.hpp"
 #include "pool/token_pool.hpp"
 
 namespace hsmactor {
 namespace {
 
 constexpr auto kControlTimeout = std::chrono::seconds(60);
-// The pool answers deadline_exceeded itself; the bridge's own timeout is a
-// backstop a little later, so the caller gets the pool's fuller error.
-constexpr auto kBridgeGrace = std::chrono::milliseconds(250);
+// Behind the pool's own bound for pinning a session (its deadline plus the
+// 60 s a session may take to get to the request), so the pool decides.
+constexpr auto kStreamBackstop = std::chrono::seconds(90);
 
 template <std::size_t N>
 std::string padded_field(const unsigned char (&field)[N]) {
@@ -46,108 +48,38 @@ Result<void> apply_uri(TokenOptions& options) {
   if (!label.empty()) options.label = label;
   if (!serial.empty()) options.serial = serial;
   if (const char* path = p11_kit_uri_get_module_path(uri)) options.module_path = path;
-  if (const char* pin = p11_kit_uri_get_pin_value(uri)) options.pin = Pin(pin);
+  if (const char* pin = p11_kit_uri_get_pin_value(uri)) {
+    options.pin = Pin(pin);
+    // p11-kit frees its copy without wiping it; wipe it first.
+    volatile char* bytes = const_cast<char*>(pin);
+    for (std::size_t i = 0; bytes[i] != '\0'; ++i) bytes[i] = '\0';
+  }
   p11_kit_uri_free(uri);
   return success();
+}
+
+// Returns why `options` are out of range, if they are: a limit the library
+// cannot honour is refused here rather than misbehaving later.
+std::optional<Error> check_limits(const TokenOptions& options) {
+  auto invalid = [](std::string what) {
+    return Error::make(Condition::invalid_argument, std::move(what), "open_token");
+  };
+  if (options.max_sessions == 0 || options.max_sessions > TokenOptions::kMaxSessions) {
+    return invalid("max_sessions must be 1 to " + std::to_string(TokenOptions::kMaxSessions));
+  }
+  if (options.queue_limit == 0 || options.queue_limit > TokenOptions::kMaxQueueLimit) {
+    return invalid("queue_limit must be 1 to " + std::to_string(TokenOptions::kMaxQueueLimit));
+  }
+  if (options.default_deadline.count() <= 0 || options.default_deadline > TokenOptions::kMaxDeadline) {
+    return invalid("default_deadline must be more than 0 and at most " +
+                   std::to_string(TokenOptions::kMaxDeadline.count()) + " hours");
+  }
+  return std::nullopt;
 }
 
 Error closed_error(const char* operation) {
   return Error::make(Condition::shutting_down, "the token was closed", operation);
 }
-
-// How many hsmactor callbacks are running, or being destroyed, on this thread.
-// Such a thread is a CAF worker (usually the bridge's): it must never block on
-// an answer the bridge itself would have to deliver.
-thread_local int t_callback_depth = 0;
-
-struct CallbackScope {
-  CallbackScope() { ++t_callback_depth; }
-  ~CallbackScope() { --t_callback_depth; }
-  CallbackScope(const CallbackScope&) = delete;
-  CallbackScope& operator=(const CallbackScope&) = delete;
-};
-
-// Wraps a callback handed to the bridge so that calling it and destroying it
-// (with everything it captured: a Stream, the last copy of a Token, ...)
-// both count as "inside a callback" on that thread.
-template <class F>
-class CafSide {
- public:
-  explicit CafSide(F f) : f_(std::move(f)) {}
-  CafSide(CafSide&&) = default;
-  CafSide& operator=(CafSide&&) = delete;
-  ~CafSide() {
-    CallbackScope scope;
-    f_.reset();
-  }
-
-  template <class A>
-  void operator()(A&& answer) {
-    CallbackScope scope;
-    (*f_)(std::forward<A>(answer));
-  }
-
- private:
-  std::optional<F> f_;
-};
-
-template <class F>
-CafSide<F> caf_side(F f) {
-  return CafSide<F>(std::move(f));
-}
-
-// Runs work that blocks (closing a token) on threads of its own, for when the
-// last reference to a token goes on a CAF thread; joins them at exit.
-class Reaper {
- public:
-  static Reaper& instance() {
-    static Reaper reaper;
-    return reaper;
-  }
-
-  void run(std::function<void()> work) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    for (auto it = workers_.begin(); it != workers_.end();) {
-      if (*it->done) {
-        it->thread.join();
-        it = workers_.erase(it);
-      } else {
-        ++it;
-      }
-    }
-    auto done = std::make_shared<std::atomic<bool>>(false);
-    workers_.push_back(Worker{std::thread([work = std::move(work), done] {
-                                work();
-                                *done = true;
-                              }),
-                              done});
-  }
-
-  ~Reaper() {
-    std::vector<Worker> workers;
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      workers.swap(workers_);
-    }
-    if (pid_ != ::getpid()) {
-      // The parent's threads do not exist in a forked child: leave them be.
-      new std::vector<Worker>(std::move(workers));
-      return;
-    }
-    for (auto& worker : workers) worker.thread.join();
-  }
-
- private:
-  struct Worker {
-    std::thread thread;
-    std::shared_ptr<std::atomic<bool>> done;
-  };
-  Reaper() = default;
-
-  std::mutex mutex_;
-  std::vector<Worker> workers_;
-  pid_t pid_ = ::getpid();
-};
 
 }  // namespace
 
@@ -248,10 +180,16 @@ struct Token::Core {
   std::string module_path;
   bool logged_in = false;
   std::chrono::milliseconds default_deadline{30000};
-  std::shared_ptr<TraceHub> trace = std::make_shared<TraceHub>();
-  std::mutex close_mutex;
-  /// Written under close_mutex; read without it on the request path.
+  std::shared_ptr<TraceHub> trace;
+  /// Where continuations, callbacks and trace sinks run (null: the
+  /// completion pool).
+  std::shared_ptr<Executor> executor;
+  /// Set once, by the first close; read without a lock on the request path.
   std::atomic<bool> closed{false};
+  /// The first close shuts down (unlocked); later ones wait for it here.
+  std::mutex close_mutex;
+  std::condition_variable close_done;
+  bool shut_down_finished = false;
 
   /// What closing needs, moved out of a Core so a Core can die first.
   struct Closing {
@@ -262,38 +200,32 @@ struct Token::Core {
     bool logged_in = false;
   };
 
-  ~Core() {
-    Closing closing;
-    {
-      std::lock_guard<std::mutex> lock(close_mutex);
-      if (closed) return;
-      closed = true;
-      closing = take_closing();
-    }
-    shut_down_from_here(std::move(closing));
-  }
+  ~Core() { close(); }
 
   bool is_closed() const { return closed.load(); }
 
-  void close() {
-    std::lock_guard<std::mutex> lock(close_mutex);
-    if (closed) return;
+  /// Marks a Core that never started a pool as closed: nothing to shut down.
+  void discard_unstarted() {
     closed = true;
-    shut_down_from_here(take_closing());
+    std::lock_guard<std::mutex> lock(close_mutex);
+    shut_down_finished = true;
   }
 
-  /// Shuts down now, or on a thread of its own when called inside a callback
-  /// on a CAF thread (the last reference to a Token or Stream going there, or
-  /// a callback calling close()): blocking there on answers that this very
-  /// thread would have to deliver would hang the runtime.
-  static void shut_down_from_here(Closing closing) {
-    if (t_callback_depth > 0 && !closing.runtime->forked()) {
-      Reaper::instance().run([closing = std::move(closing)]() mutable {
-        shut_down(std::move(closing));
-      });
+  /// Shuts the token down once; a concurrent close waits until that is done.
+  /// No lock is held while shutting down, which may take as long as the
+  /// slowest PKCS#11 call in flight.
+  void close() {
+    if (closed.exchange(true)) {
+      std::unique_lock<std::mutex> lock(close_mutex);
+      close_done.wait(lock, [this] { return shut_down_finished; });
       return;
     }
-    shut_down(std::move(closing));
+    shut_down(take_closing());
+    {
+      std::lock_guard<std::mutex> lock(close_mutex);
+      shut_down_finished = true;
+    }
+    close_done.notify_all();
   }
 
   Closing take_closing() {
@@ -329,9 +261,10 @@ struct Token::Core {
 
   /// Queues `job` for the pool's sessions; `done` gets the answer exactly
   /// once, on the thread of the session actor that ran it (or here, at once,
-  /// for overloaded and shutting_down). `answers_quickly`: see QueuedJob.
+  /// for overloaded and shutting_down). `done` only hands the answer over:
+  /// it never runs application code (see call()).
   template <class Done>
-  void submit(Job job, Done done, bool answers_quickly = false) {
+  void submit(Job job, Done done) {
     if (runtime->forked()) {
       // The session actors are the parent's; nothing here would ever answer.
       done(Result<JobResult>(
@@ -341,8 +274,7 @@ struct Token::Core {
     }
     if (job.deadline_ns == 0) job.deadline_ns = deadline_after(default_deadline);
     auto& queue = *channel.queue;
-    auto queued = queue.make_job(std::move(job), QueuedJob::Completion(caf_side(std::move(done))));
-    queued->answers_quickly = answers_quickly;
+    auto queued = queue.make_job(std::move(job), QueuedJob::Completion(std::move(done)));
     switch (queue.push(queued)) {
       case PushOutcome::queued:
         return;
@@ -359,10 +291,14 @@ struct Token::Core {
   }
 
   /// Sends `job` and converts its JobResult with `convert` into a Future<R>.
+  ///
+  /// The one answer path of every single-shot request: the session thread
+  /// only resolves the promise (and updates the key's cache); whatever the
+  /// application attached, a then() or a callback, runs on the executor.
   template <class R, class Convert>
   Future<R> call(Job job, const Key& key, Convert convert) {
     if (is_closed()) return make_ready_future<R>(closed_error(to_string(job.op)));
-    auto [promise, future] = make_promise<R>();
+    auto [promise, future] = make_promise<R>(executor);
     SharedPromise<R> shared(std::move(promise));
     submit(std::move(job), [shared, key, convert](Result<JobResult> result) {
       if (!result) {
@@ -371,7 +307,7 @@ struct Token::Core {
       }
       key.remember(result->key_handle, result->key_generation);
       shared.set_result(convert(*result));
-    }, /*answers_quickly=*/true);
+    });
     return std::move(future);
   }
 };
@@ -491,37 +427,12 @@ Future<bool> Token::destroy(const Key& key) const {
 
 void Token::sign(const Key& key, const Mechanism& mechanism, ByteView data,
                  std::function<void(Result<Bytes>)> done) const {
-  if (core_->is_closed()) {
-    done(closed_error("sign"));
-    return;
-  }
-  core_->submit(key_job(Op::sign, key, mechanism, data),
-                [key, done = std::move(done)](Result<JobResult> result) {
-                  if (!result) {
-                    done(result.error());
-                    return;
-                  }
-                  key.remember(result->key_handle, result->key_generation);
-                  done(std::move(result->bytes));
-                });
+  sign(key, mechanism, data).then(std::move(done));
 }
 
 void Token::verify(const Key& key, const Mechanism& mechanism, ByteView data, ByteView signature,
                    std::function<void(Result<bool>)> done) const {
-  if (core_->is_closed()) {
-    done(closed_error("verify"));
-    return;
-  }
-  Job job = key_job(Op::verify, key, mechanism, data);
-  job.signature = signature.to_bytes();
-  core_->submit(std::move(job), [key, done = std::move(done)](Result<JobResult> result) {
-    if (!result) {
-      done(result.error());
-      return;
-    }
-    key.remember(result->key_handle, result->key_generation);
-    done(result->verified);
-  });
+  verify(key, mechanism, data, signature).then(std::move(done));
 }
 
 Future<JobResult> Token::submit(Job job) const {
@@ -530,11 +441,7 @@ Future<JobResult> Token::submit(Job job) const {
 }
 
 void Token::submit(Job job, std::function<void(Result<JobResult>)> done) const {
-  if (core_->is_closed()) {
-    done(closed_error(to_string(job.op)));
-    return;
-  }
-  core_->submit(std::move(job), std::move(done));
+  submit(std::move(job)).then(std::move(done));
 }
 
 caf::actor Token::pool_handle() const { return caf::actor_cast<caf::actor>(core_->pool); }
@@ -555,28 +462,33 @@ void Token::close() const {
 
 // ---- Stream ----
 
+// A stream's steps go straight to its pinned session actor; its end (finish,
+// failure, give-up, or the last Stream handle going) goes to the pool, which
+// alone decides the session's fate: aborted (closed) on its own thread before
+// anyone else may pin it, or given back when the stream finished.
 struct Stream::State {
   std::shared_ptr<Token::Core> core;
   session_actor session;
+  std::uint64_t stream_id = 0;
   std::chrono::milliseconds deadline{30000};
-  std::mutex mutex;
-  bool done = false;
+  std::atomic<bool> done{false};
 
-  /// Gives the session back to the pool exactly once.
+  /// Gives the session back to the pool exactly once; `tainted`: the
+  /// operation may still be active in the module, so the session is closed.
   void end(bool tainted) {
-    {
-      std::lock_guard<std::mutex> lock(mutex);
-      if (done) return;
-      done = true;
-    }
-    if (core->runtime->forked()) return;
-    if (tainted) caf::anon_send(session, s_abort_atom::value);
-    caf::anon_send(core->pool, unpin_atom::value, session, tainted);
+    if (done.exchange(true)) return;
+    release_stream(*core, stream_id, tainted);
   }
 
-  bool finished() {
-    std::lock_guard<std::mutex> lock(mutex);
-    return done;
+  static void release_stream(Token::Core& core, std::uint64_t stream_id, bool tainted) {
+    if (core.runtime->forked() || !core.pool) return;
+    caf::anon_send(core.pool, unpin_atom::value, stream_id, tainted);
+  }
+
+  /// The answer a step gets once the stream is over.
+  Error finished_error(const char* operation) const {
+    if (core->is_closed()) return closed_error(operation);
+    return Error::make(Condition::invalid_argument, "the stream is finished", operation);
   }
 };
 
@@ -591,21 +503,22 @@ Stream& Stream::operator=(Stream&& other) noexcept {
 }
 
 Future<std::uint64_t> Stream::update(ByteView chunk) {
-  if (!state_ || state_->finished()) {
+  if (!state_ || state_->done.load()) {
     return make_ready_future<std::uint64_t>(
-        Error::make(Condition::invalid_argument, "the stream is finished", "stream_update"));
+        state_ ? state_->finished_error("stream_update")
+               : Error::make(Condition::invalid_argument, "an empty stream", "stream_update"));
   }
   auto state = state_;
-  auto [promise, future] = make_promise<std::uint64_t>();
-  SharedPromise<std::uint64_t> shared(std::move(promise));
-  state->core->runtime->ask_then<std::uint64_t>(
-      state->session, state->deadline,
-      caf_side([shared, state](Result<std::uint64_t> result) {
-        // A failed update closed the session inside the actor; give it back.
-        if (!result) state->end(false);
-        shared.set_result(std::move(result));
-      }),
-      s_update_atom::value, chunk.to_bytes());
+  auto [promise, future] = make_promise<std::uint64_t>(state->core->executor);
+  state->core->runtime
+      ->ask<std::uint64_t>(state->session, state->deadline, s_update_atom::value,
+                           state->stream_id, chunk.to_bytes())
+      .then([promise = std::move(promise), state](Result<std::uint64_t> result) mutable {
+        // Whatever failed (the module, or the wait for it), the operation
+        // may still be active: the session must be closed, not shared.
+        if (!result) state->end(/*tainted=*/true);
+        promise.set_result(std::move(result));
+      });
   return std::move(future);
 }
 
@@ -616,23 +529,23 @@ namespace {
 template <class R, class Convert>
 Future<R> finish_stream(const std::shared_ptr<Stream::State>& state, Bytes signature,
                         Convert convert) {
-  if (!state || state->finished()) {
+  if (!state || state->done.load()) {
     return make_ready_future<R>(
-        Error::make(Condition::invalid_argument, "the stream is finished", "stream_finish"));
+        state ? state->finished_error("stream_finish")
+              : Error::make(Condition::invalid_argument, "an empty stream", "stream_finish"));
   }
-  auto [promise, future] = make_promise<R>();
-  SharedPromise<R> shared(std::move(promise));
-  state->core->runtime->ask_then<JobResult>(
-      state->session, state->deadline,
-      caf_side([shared, state, convert](Result<JobResult> result) {
-        state->end(false);
+  auto [promise, future] = make_promise<R>(state->core->executor);
+  state->core->runtime
+      ->ask<JobResult>(state->session, state->deadline, s_finish_atom::value, state->stream_id,
+                       std::move(signature))
+      .then([promise = std::move(promise), state, convert](Result<JobResult> result) mutable {
+        state->end(/*tainted=*/!result);
         if (!result) {
-          shared.set_error(result.error());
+          promise.set_error(result.error());
         } else {
-          shared.set_value(convert(*result));
+          promise.set_value(convert(*result));
         }
-      }),
-      s_finish_atom::value, std::move(signature));
+      });
   return std::move(future);
 }
 
@@ -658,24 +571,33 @@ Future<Stream> Token::open_stream(StreamKind kind, const Mechanism& mechanism,
   spec.mechanism = mechanism;
   spec.key = key.ref();
   spec.deadline_ns = deadline_after(core_->default_deadline);
+  spec.stream_id = next_epoch();
   auto core = core_;
-  auto [promise, future] = make_promise<Stream>();
-  auto shared = std::make_shared<Promise<Stream>>(std::move(promise));
-  core->runtime->ask_then<PinnedSession>(
-      core->pool, time_left(spec.deadline_ns) + kBridgeGrace,
-      caf_side([shared, core](Result<PinnedSession> pinned) {
+  auto stream_id = spec.stream_id;
+  auto [promise, future] = make_promise<Stream>(core->executor);
+  // The pool answers by the deadline (deadline_exceeded while every session
+  // is pinned); this bound is only a backstop behind the pool's own.
+  core->runtime
+      ->ask<PinnedSession>(core->pool, time_left(spec.deadline_ns) + kStreamBackstop,
+                           open_atom::value, std::move(spec))
+      .then([promise = std::move(promise), core, stream_id](Result<PinnedSession> pinned) mutable {
         if (!pinned) {
-          shared->set_error(pinned.error());
+          // Reconcile a give-up with the pool: if a session was pinned after
+          // all, it is aborted and given back.
+          Stream::State::release_stream(*core, stream_id, /*tainted=*/true);
+          promise.set_error(pinned.error());
           return;
         }
         Stream stream;
         stream.state_ = std::make_shared<Stream::State>();
         stream.state_->core = core;
         stream.state_->session = pinned->session;
+        stream.state_->stream_id = stream_id;
         stream.state_->deadline = core->default_deadline;
-        shared->set_value(std::move(stream));
-      }),
-      open_atom::value, std::move(spec));
+        // A future nobody waits for any more drops the Stream, which gives
+        // its session back.
+        promise.set_value(std::move(stream));
+      });
   return std::move(future);
 }
 
@@ -689,6 +611,14 @@ Hsm::~Hsm() = default;
 
 Result<Token> Hsm::open_token(const TokenOptions& requested) {
   TokenOptions options = requested;
+  // The URI may carry pin-value=: this copy is wiped on every way out.
+  struct WipeUri {
+    std::string& uri;
+    ~WipeUri() {
+      volatile char* bytes = uri.data();
+      for (std::size_t i = 0; i < uri.size(); ++i) bytes[i] = '\0';
+    }
+  } wipe_uri{options.uri};
   if (!options.uri.empty()) {
     auto applied = apply_uri(options);
     if (!applied) return applied.error();
@@ -697,10 +627,7 @@ Result<Token> Hsm::open_token(const TokenOptions& requested) {
     return Error::make(Condition::invalid_argument, "no module path (option or URI module-path)",
                        "open_token");
   }
-  if (options.max_sessions == 0 || options.queue_limit == 0) {
-    return Error::make(Condition::invalid_argument, "max_sessions and queue_limit must be > 0",
-                       "open_token");
-  }
+  if (auto invalid = check_limits(options)) return *invalid;
   auto lease = acquire_library(runtime_, options.module_path);
   if (!lease) return lease.error().in_operation("open_token");
   auto& module = (*lease)->module();
@@ -719,6 +646,8 @@ Result<Token> Hsm::open_token(const TokenOptions& requested) {
   core->label = info->label;
   core->module_path = module->path();
   core->default_deadline = options.default_deadline;
+  core->executor = options.executor;
+  core->trace = std::make_shared<TraceHub>(options.executor);
 
   if (!options.pin.empty()) {
     PinBox box{std::make_shared<const Pin>(options.pin)};
@@ -727,7 +656,7 @@ Result<Token> Hsm::open_token(const TokenOptions& requested) {
                                               login_atom::value, std::uint64_t{*slot}, box)
                          .get();
     if (!logged_in) {
-      core->closed = true;  // nothing to stop yet
+      core->discard_unstarted();
       return logged_in.error().in_operation("open_token");
     }
     core->logged_in = true;

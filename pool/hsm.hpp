@@ -23,6 +23,7 @@
 #include <memory>
 #include <string>
 
+#include "actors/executor.hpp"
 #include "actors/future.hpp"
 #include "actors/protocol.hpp"
 #include "actors/runtime.hpp"
@@ -53,16 +54,27 @@ struct TokenOptions {
   /// The user PIN; empty for tokens without login. Wiped when released.
   Pin pin;
   /// Sessions kept open at least / opened at most (never above the token's
-  /// own limit, minus the one session that holds the login).
+  /// own limit, minus the one session that holds the login); 1 to kMaxSessions.
   std::size_t min_sessions = 1;
   std::size_t max_sessions = 4;
   /// Requests that may wait for a session; beyond it: `overloaded`.
+  /// 1 to kMaxQueueLimit.
   std::size_t queue_limit = 1024;
-  /// Deadline of a request that names none.
+  /// Deadline of a request that names none; more than 0, at most kMaxDeadline.
   std::chrono::milliseconds default_deadline{30000};
+  /// Where continuations (Future::then), callbacks and the trace sink run;
+  /// null: hsmactor's completion pool (see actors/executor.hpp).
+  std::shared_ptr<Executor> executor;
+
+  /// Bounds of the options above; open_token answers invalid_argument beyond.
+  static constexpr std::size_t kMaxSessions = 1024;
+  static constexpr std::size_t kMaxQueueLimit = std::size_t{1} << 20;
+  static constexpr std::chrono::hours kMaxDeadline{24 * 366};
 };
 
-/// Receives trace events, often on session actor threads; must not block.
+/// Receives trace events, one at a time and in order, on the token's executor
+/// (never on a session thread, never under a lock of ours); it may block or
+/// call the token, which only delays later events.
 using TraceSink = std::function<void(const TraceEvent&)>;
 
 class Token;
@@ -143,9 +155,9 @@ class Token {
   /// Destroys the object `key` names.
   Future<bool> destroy(const Key& key) const;
 
-  /// Callback forms: `done` runs once, on the thread of the session actor that
-  /// answered (or at once here for overloaded / shutting_down); it must not
-  /// block, since that session serves nobody else meanwhile.
+  /// Callback forms: `done` runs once, on the token's executor (or at once on
+  /// this thread when the answer is already there, e.g. overloaded or
+  /// shutting_down); never on a session thread, so it may block.
   void sign(const Key& key, const Mechanism& mechanism, ByteView data,
             std::function<void(Result<Bytes>)> done) const;
   void verify(const Key& key, const Mechanism& mechanism, ByteView data, ByteView signature,

@@ -29,6 +29,70 @@ void TraceHub::on_call(const pkcs11::CallRecord& record) noexcept {
   }
 }
 
+void TraceHub::set(std::function<void(const TraceEvent&)> sink) {
+  std::shared_ptr<const Sink> installed;
+  if (sink) installed = std::make_shared<const Sink>(std::move(sink));
+  std::lock_guard<std::mutex> lock(mutex_);
+  // The old sink is released when the last delivery using it ends.
+  sink_ = std::move(installed);
+  active_.store(sink_ != nullptr);
+}
+
+void TraceHub::emit(const TraceEvent& event) noexcept {
+  try {
+    bool start = false;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (!sink_) return;
+      if (pending_.size() >= kMaxPending) {
+        ++dropped_;
+        return;
+      }
+      pending_.push_back(event);
+      start = !delivering_;
+      delivering_ = true;
+    }
+    if (start) post_to(executor_.get(), Task([self = shared_from_this()] { self->deliver(); }));
+  } catch (...) {
+    // Out of memory for a trace event: the request it describes goes on.
+  }
+}
+
+void TraceHub::deliver() {
+  for (;;) {
+    std::deque<TraceEvent> batch;
+    std::shared_ptr<const Sink> sink;
+    std::uint64_t dropped = 0;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (pending_.empty()) {
+        delivering_ = false;
+        return;
+      }
+      batch.swap(pending_);
+      sink = sink_;
+      std::swap(dropped, dropped_);
+    }
+    if (!sink) continue;  // removed meanwhile: what was queued goes nowhere
+    if (dropped > 0) {
+      TraceEvent lost;
+      lost.what = "trace_dropped";
+      lost.result = std::to_string(dropped);
+      try {
+        (*sink)(lost);
+      } catch (...) {
+      }
+    }
+    for (const auto& event : batch) {
+      try {
+        (*sink)(event);
+      } catch (...) {
+        // A throwing sink loses that event, nothing else.
+      }
+    }
+  }
+}
+
 std::size_t PoolRecorder::shard_of_this_thread() {
   thread_local const std::size_t shard =
       std::hash<std::thread::id>()(std::this_thread::get_id()) % kShards;

@@ -10,12 +10,14 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <string>
 
+#include "actors/executor.hpp"
 #include "actors/job_queue.hpp"
 #include "pkcs11/call_observer.hpp"
 #include "pool/latency_histogram.hpp"
@@ -25,25 +27,42 @@ namespace hsmactor {
 
 /// Where trace events go; the sink can be swapped while the pool runs. As a
 /// CallObserver it turns each PKCS#11 call into a "call" event.
-class TraceHub final : public pkcs11::CallObserver {
+///
+/// Events are queued (session threads never wait for a sink) and delivered in
+/// order, one at a time, on the token's executor, never under a lock of ours:
+/// a sink may block, install another sink or call the token. At most
+/// kMaxPending events wait; beyond that new ones are counted and reported in
+/// one "trace_dropped" event (result: how many) before the next delivered one.
+/// The hub holds the sink (a copy of the std::function) until it is replaced,
+/// so a sink's captures live as long as the hub needs them.
+class TraceHub final : public pkcs11::CallObserver,
+                       public std::enable_shared_from_this<TraceHub> {
  public:
+  static constexpr std::size_t kMaxPending = 65536;
+
+  explicit TraceHub(std::shared_ptr<Executor> executor = nullptr)
+      : executor_(std::move(executor)) {}
+
   void on_call(const pkcs11::CallRecord& record) noexcept override;
 
-  void set(std::function<void(const TraceEvent&)> sink) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    sink_ = std::move(sink);
-    active_.store(static_cast<bool>(sink_));
-  }
-  void emit(const TraceEvent& event) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    if (sink_) sink_(event);
-  }
+  /// Installs `sink` (nullptr removes it); events still queued go to the new one.
+  void set(std::function<void(const TraceEvent&)> sink);
+  /// Queues `event` for the sink, if one is installed.
+  void emit(const TraceEvent& event) noexcept;
   /// Lock-free, for the request path.
   bool active() const { return active_.load(std::memory_order_relaxed); }
 
  private:
-  std::mutex mutex_;
-  std::function<void(const TraceEvent&)> sink_;
+  using Sink = std::function<void(const TraceEvent&)>;
+  /// Runs on the executor: hands the queued events to the sink, in order.
+  void deliver();
+
+  const std::shared_ptr<Executor> executor_;
+  std::mutex mutex_;  // guards the fields below; never held while a sink runs
+  std::shared_ptr<const Sink> sink_;
+  std::deque<TraceEvent> pending_;
+  bool delivering_ = false;
+  std::uint64_t dropped_ = 0;
   std::atomic<bool> active_{false};
 };
 

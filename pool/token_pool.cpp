@@ -11,6 +11,9 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 constexpr auto kSweepInterval = std::chrono::milliseconds(20);
+// How long a session may take to get to an s_begin behind its current call.
+constexpr auto kStreamBeginGrace = std::chrono::seconds(60);
+constexpr auto kStreamAbortBound = std::chrono::seconds(60);
 
 // A stream waiting for a session to pin.
 struct WaitingStream {
@@ -23,6 +26,11 @@ struct PooledSession {
   session_actor handle;
   std::size_t slot = 0;  ///< its slot in the JobQueue
   bool pinned = false;
+  /// The stream it is pinned for (s_begin sent, not yet released).
+  std::uint64_t stream_id = 0;
+  /// The stream's owner gave it up while s_begin was on its way: abort it
+  /// as soon as it has begun.
+  bool abandoned = false;
 };
 
 struct PoolState {
@@ -49,6 +57,13 @@ struct PoolState {
   PooledSession* find_unpinned() {
     for (auto& [address, session] : sessions) {
       if (!session.pinned) return &session;
+    }
+    return nullptr;
+  }
+
+  PooledSession* find_pinned_for(std::uint64_t stream_id) {
+    for (auto& [address, session] : sessions) {
+      if (session.pinned && session.stream_id == stream_id) return &session;
     }
     return nullptr;
   }
@@ -110,21 +125,62 @@ void fail_queued(pool_pointer self, const Error& error) {
   }
 }
 
+void pump_streams(pool_pointer self);
+
+// Gives a pinned session back. The pool is the only sender of s_begin and
+// s_abort, so its abort arrives after the s_begin it undoes (mailboxes keep a
+// sender's order), and the session is not pinned for another stream until the
+// abort is done.
+void release_stream(pool_pointer self, std::uint64_t stream_id, bool abort) {
+  auto* session = self->state.find_pinned_for(stream_id);
+  if (session == nullptr) return;
+  auto address = session->handle.address();
+  auto unpin = [self, address, stream_id] {
+    auto* pinned = self->state.find(address);
+    if (pinned != nullptr && pinned->stream_id == stream_id) {
+      pinned->pinned = false;
+      pinned->stream_id = 0;
+      pinned->abandoned = false;
+    }
+    pump_streams(self);
+  };
+  if (!abort) {
+    unpin();
+    return;
+  }
+  self->request(session->handle, kStreamAbortBound, s_abort_atom::value, stream_id)
+      .then([unpin](bool) { unpin(); }, [unpin](caf::error&) { unpin(); });
+}
+
 void dispatch_stream(pool_pointer self, PooledSession& session, WaitingStream waiting) {
   session.pinned = true;
+  session.stream_id = waiting.spec.stream_id;
+  session.abandoned = false;
   auto handle = session.handle;
   auto address = handle.address();
+  auto stream_id = waiting.spec.stream_id;
   auto spec = waiting.spec;
-  self->request(handle, time_left(spec.deadline_ns) + std::chrono::seconds(60), s_begin_atom::value,
+  // Bounded by the stream's deadline plus the longest a session may take to
+  // get to the message; a session that starts it later still gets the abort.
+  self->request(handle, time_left(spec.deadline_ns) + kStreamBeginGrace, s_begin_atom::value,
                 std::move(spec))
       .then(
-          [self, handle, waiting](std::uint64_t) mutable {
+          [self, handle, address, stream_id, waiting](std::uint64_t) mutable {
+            auto* pinned = self->state.find(address);
+            if (pinned != nullptr && pinned->stream_id == stream_id && pinned->abandoned) {
+              // Its owner gave it up; the abort sent then follows this answer.
+              fail_stream(self, waiting,
+                          Error::make(Condition::deadline_exceeded,
+                                      "the stream was given up before it started", "open_stream"));
+              return;
+            }
             self->state.recorder().record("open_stream", waiting.accepted, nullptr, 1);
             waiting.promise.deliver(PinnedSession{handle});
           },
-          [self, address, waiting](caf::error& failure) mutable {
+          [self, stream_id, waiting](caf::error& failure) mutable {
             fail_stream(self, waiting, from_caf_error(failure));
-            if (auto* session = self->state.find(address)) session->pinned = false;
+            // A timed-out s_begin may still start later: undo it.
+            release_stream(self, stream_id, /*abort=*/true);
           });
 }
 
@@ -320,12 +376,26 @@ pool_actor::behavior_type pool_impl(pool_pointer self, supervisor_actor supervis
         grow(self);
         return promise;
       },
-      [self](unpin_atom, session_actor& session, bool tainted) {
-        if (auto* pooled = self->state.find(session.address())) {
-          pooled->pinned = false;
-          if (tainted) self->state.recorder().event("stream", "abort", "closed");
+      [self](unpin_atom, std::uint64_t stream_id, bool tainted) {
+        auto& state = self->state;
+        // Still waiting for a session: nobody wants it any more.
+        for (auto it = state.streams.begin(); it != state.streams.end(); ++it) {
+          if (it->spec.stream_id != stream_id) continue;
+          WaitingStream given_up = std::move(*it);
+          state.streams.erase(it);
+          fail_stream(self, given_up,
+                      Error::make(Condition::deadline_exceeded,
+                                  "the stream was given up while waiting for a session",
+                                  "open_stream"));
+          return;
         }
-        pump_streams(self);
+        auto* pinned = state.find_pinned_for(stream_id);
+        if (pinned == nullptr) return;
+        if (tainted) state.recorder().event("stream", "abort", "closed");
+        // s_begin may not have answered yet: its answer must not hand out
+        // a stream whose abort is already on the way.
+        if (tainted) pinned->abandoned = true;
+        release_stream(self, stream_id, tainted);
       },
       [self](stats_atom) -> PoolMetrics {
         auto& state = self->state;

@@ -13,7 +13,10 @@
 //   `deadline_exceeded`, wherever they wait (overloaded is the queue's own
 //   answer, at once);
 // - streams: it pins an unpinned session for a multi-part stream (waiting,
-//   bounded by the same deadline, when every session is pinned);
+//   bounded by the same deadline, when every session is pinned). It alone
+//   decides a stream's fate: the caller's give-up (unpin, tainted) aborts the
+//   stream on its session before the session is pinned again, also when the
+//   give-up comes before the session has begun;
 // - actors that send it run_atom + Job have the job queued like any caller's;
 //   the session actor that runs it sends the response straight back;
 // - stop: it answers everything queued with shutting_down and stops the
@@ -62,7 +65,7 @@ typename Inspector::result_type inspect(Inspector& f, PoolMetrics& x) {
 using pool_actor = caf::typed_actor<
     caf::replies_to<run_atom, Job>::with<JobResult>,
     caf::replies_to<open_atom, StreamSpec>::with<PinnedSession>,
-    caf::reacts_to<unpin_atom, session_actor, bool>,
+    caf::reacts_to<unpin_atom, std::uint64_t, bool>,
     caf::replies_to<stats_atom>::with<PoolMetrics>,
     caf::replies_to<stop_atom>::with<bool>,
     caf::reacts_to<sweep_atom>,

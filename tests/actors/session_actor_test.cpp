@@ -114,6 +114,7 @@ TEST_CASE("a stream interrupted by a stale session fails and its session is neve
   spec.mechanism = pkcs11::Mechanism::rsa_pkcs_sha256();
   spec.key.query.set_ulong(CKA_CLASS, CKO_PRIVATE_KEY)
       .set_string(CKA_LABEL, testing::TestKeyLabels::rsa2048);
+  spec.stream_id = 41;
   auto begun = r.runtime->ask<std::uint64_t>(session, testing::kAnswerBound, s_begin_atom::value,
                                              spec)
                    .get();
@@ -121,7 +122,7 @@ TEST_CASE("a stream interrupted by a stale session fails and its session is neve
   CK_SESSION_HANDLE streaming_handle = *begun;
   REQUIRE(r.runtime
               ->ask<std::uint64_t>(session, testing::kAnswerBound, s_update_atom::value,
-                                   bytes_of("part one"))
+                                   std::uint64_t{41}, bytes_of("part one"))
               .get()
               .ok());
   // Single-shot work is refused while the stream pins the session.
@@ -132,7 +133,8 @@ TEST_CASE("a stream interrupted by a stale session fails and its session is neve
   r.faults.invalidate_session(streaming_handle);
   auto interrupted = r.runtime
                          ->ask<std::uint64_t>(session, testing::kAnswerBound,
-                                              s_update_atom::value, bytes_of("part two"))
+                                              s_update_atom::value, std::uint64_t{41},
+                                              bytes_of("part two"))
                          .get();
   REQUIRE_FALSE(interrupted.ok());
   CHECK(interrupted.error().condition() == Condition::stream_interrupted);
@@ -156,14 +158,78 @@ TEST_CASE("an aborted stream closes its session instead of sharing it") {
   StreamSpec spec;
   spec.kind = StreamKind::digest;
   spec.mechanism = pkcs11::Mechanism::sha256();
+  spec.stream_id = 42;
   auto begun = r.runtime->ask<std::uint64_t>(session, testing::kAnswerBound, s_begin_atom::value,
                                              spec)
                    .get();
   REQUIRE(begun.ok());
   auto closes_before = r.faults.call_count("C_CloseSession");
-  REQUIRE(r.runtime->ask<bool>(session, testing::kAnswerBound, s_abort_atom::value).get().ok());
+  REQUIRE(r.runtime->ask<bool>(session, testing::kAnswerBound, s_abort_atom::value,
+                               std::uint64_t{42})
+              .get()
+              .ok());
   CHECK(r.faults.call_count("C_CloseSession") - closes_before == 1);
   CHECK(r.run(session, r.ecdsa_job()).ok());
+}
+
+TEST_CASE("steps and aborts of another stream never touch the stream a session serves") {
+  auto& r = rig();
+  auto session = r.spawn_session();
+  StreamSpec spec;
+  spec.kind = StreamKind::digest;
+  spec.mechanism = pkcs11::Mechanism::sha256();
+  spec.stream_id = 43;
+  REQUIRE(r.runtime->ask<std::uint64_t>(session, testing::kAnswerBound, s_begin_atom::value, spec)
+              .get()
+              .ok());
+  // A late step of an abandoned stream (id 40) is refused ...
+  auto stray = r.runtime
+                   ->ask<std::uint64_t>(session, testing::kAnswerBound, s_update_atom::value,
+                                        std::uint64_t{40}, bytes_of("stray"))
+                   .get();
+  REQUIRE_FALSE(stray.ok());
+  CHECK(stray.error().condition() == Condition::invalid_argument);
+  // ... and so is its abort, which leaves stream 43 running.
+  auto closes_before = r.faults.call_count("C_CloseSession");
+  REQUIRE(r.runtime->ask<bool>(session, testing::kAnswerBound, s_abort_atom::value,
+                               std::uint64_t{40})
+              .get()
+              .ok());
+  CHECK(r.faults.call_count("C_CloseSession") == closes_before);
+  auto status = r.runtime->ask<SessionStatus>(session, testing::kAnswerBound, status_atom::value)
+                    .get();
+  REQUIRE(status.ok());
+  CHECK(status->streaming);
+  REQUIRE(r.runtime
+              ->ask<std::uint64_t>(session, testing::kAnswerBound, s_update_atom::value,
+                                   std::uint64_t{43}, bytes_of("data"))
+              .get()
+              .ok());
+  auto digest = r.runtime
+                    ->ask<JobResult>(session, testing::kAnswerBound, s_finish_atom::value,
+                                     std::uint64_t{43}, Bytes())
+                    .get();
+  REQUIRE(digest.ok());
+  CHECK(digest->bytes.size() == 32);
+}
+
+TEST_CASE("a stream whose deadline passed before it started never pins its session") {
+  auto& r = rig();
+  auto session = r.spawn_session();
+  StreamSpec spec;
+  spec.kind = StreamKind::digest;
+  spec.mechanism = pkcs11::Mechanism::sha256();
+  spec.stream_id = 44;
+  spec.deadline_ns = deadline_after(std::chrono::nanoseconds(1));
+  auto begun = r.runtime->ask<std::uint64_t>(session, testing::kAnswerBound, s_begin_atom::value,
+                                             spec)
+                   .get();
+  REQUIRE_FALSE(begun.ok());
+  CHECK(begun.error().condition() == Condition::deadline_exceeded);
+  auto status = r.runtime->ask<SessionStatus>(session, testing::kAnswerBound, status_atom::value)
+                    .get();
+  REQUIRE(status.ok());
+  CHECK_FALSE(status->streaming);
 }
 
 TEST_CASE("a session actor killed with requests queued answers each once, with an error") {
