@@ -2,6 +2,9 @@
 // requests each (ECDSA P-256, RSA-2048 PKCS#1 v1.5, HMAC-SHA256, random,
 // SHA-256) through the fault module while about one request in a hundred hits
 // a stale session and the token is pulled and put back once in the middle.
+// One future in ten is answered through a then() continuation that sleeps
+// 50 ms; a trace sink re-installs itself as it goes; a streamer on a second
+// pool of the same token abandons streams mid-way and lets updates time out.
 //
 // Every request gets exactly one answer; every signature, MAC and digest is
 // checked outside the HSM; no session is ever entered by two threads at once;
@@ -39,6 +42,7 @@ constexpr std::size_t kRequestsPerCaller = 5000;
 constexpr std::size_t kWindow = 32;              // outstanding requests per caller
 constexpr std::size_t kRequestsPerFault = 100;   // about 1% stale sessions
 constexpr auto kAnswerLimit = 120s;              // a future still open after this hangs
+constexpr std::size_t kSlowContinuationEvery = 10;  // 10% answered by a sleeping then()
 
 enum class Kind { ecdsa, rsa, hmac, random, digest };
 
@@ -225,6 +229,15 @@ void future_caller(const Token& token, const Checker& checker, const RemovalWind
       case Kind::hmac: answer = token.sign(hmac, Mechanism::hmac_sha256(), request.data); break;
       case Kind::random: answer = token.random(32); break;
       case Kind::digest: answer = token.digest(Mechanism::sha256(), request.data); break;
+    }
+    if (i % kSlowContinuationEvery == 3) {
+      // A continuation that sleeps must hold up only its own executor thread.
+      auto [relay, relayed] = make_promise<Bytes>();
+      answer.then([relay = std::move(relay)](Result<Bytes> result) mutable {
+        std::this_thread::sleep_for(50ms);
+        relay.set_result(std::move(result));
+      });
+      answer = std::move(relayed);
     }
     pending.push_back(Pending{i, std::move(request), std::move(answer)});
   }
@@ -427,6 +440,65 @@ class Saboteur {
   std::thread thread_;  // last: starts once everything above is set
 };
 
+// Opens digest streams on its own pool until told to stop: a third are
+// finished and checked, a third abandoned mid-way, a third see an update time
+// out (the fault module slows C_DigestUpdate past the pool's deadline).
+class Streamer {
+ public:
+  explicit Streamer(const Token& token) : token_(token), thread_([this] { run(); }) {}
+  ~Streamer() { stop(); }
+  void stop() {
+    done_ = true;
+    if (thread_.joinable()) thread_.join();
+  }
+  std::size_t finished() const { return finished_; }
+  std::size_t abandoned() const { return abandoned_; }
+  std::size_t timed_out() const { return timed_out_; }
+  std::size_t wrong() const { return wrong_; }
+
+ private:
+  void run() {
+    for (std::size_t round = 0; !done_; ++round) {
+      auto stream = token_.open_stream(StreamKind::digest, Mechanism::sha256()).get(kAnswerLimit);
+      if (!stream) {
+        std::this_thread::sleep_for(5ms);  // every session pinned or the token out: try again
+        continue;
+      }
+      const Bytes part = bytes_of("stream part " + std::to_string(round));
+      switch (round % 3) {
+        case 0: {
+          auto fed = stream->update(part).get(kAnswerLimit);
+          auto digest = stream->finish().get(kAnswerLimit);
+          if (fed && digest) {
+            finished_++;
+            if (*digest != testing::openssl::sha256(part)) wrong_++;
+          }
+          break;
+        }
+        case 1:
+          (void)stream->update(part).get(kAnswerLimit);
+          abandoned_++;  // dropped here, unfinished
+          break;
+        case 2: {
+          faults().set_latency("C_DigestUpdate", 150ms);
+          auto late = stream->update(part).get(kAnswerLimit);
+          faults().set_latency("C_DigestUpdate", 0ms);
+          if (!late && late.error().condition() == Condition::deadline_exceeded) timed_out_++;
+          break;
+        }
+      }
+    }
+  }
+
+  const Token& token_;
+  std::atomic<bool> done_{false};
+  std::atomic<std::size_t> finished_{0};
+  std::atomic<std::size_t> abandoned_{0};
+  std::atomic<std::size_t> timed_out_{0};
+  std::atomic<std::size_t> wrong_{0};
+  std::thread thread_;  // last: starts once everything above is set
+};
+
 TEST_CASE("16 callers x 5000 mixed requests through stale sessions and a token reset") {
   const auto& test_token = pool_test_token();
   faults().reset();
@@ -436,8 +508,22 @@ TEST_CASE("16 callers x 5000 mixed requests through stale sessions and a token r
   options.queue_limit = 1024;  // above 16 callers x 32 outstanding: nothing is refused
   options.default_deadline = 60s;
   Token token = testing::open_or_throw(hsm, options);
+  TokenOptions stream_options = testing::options_for(test_token);
+  stream_options.max_sessions = 2;
+  stream_options.default_deadline = 100ms;
+  Token stream_token = testing::open_or_throw(hsm, stream_options);
   const Checker checker{test_token};
   const std::size_t total = kCallers * kRequestsPerCaller;
+
+  // A trace sink that installs itself again every 500 events, from inside.
+  auto trace_events = std::make_shared<std::atomic<std::size_t>>(0);
+  auto sink = std::make_shared<TraceSink>();
+  *sink = [&token, trace_events, weak = std::weak_ptr<TraceSink>(sink)](const TraceEvent&) {
+    if (trace_events->fetch_add(1) % 500 == 0) {
+      if (auto again = weak.lock()) token.set_trace_sink(*again);
+    }
+  };
+  token.set_trace_sink(*sink);
 
   const auto started = Clock::now();
   RemovalWindow window;
@@ -448,6 +534,7 @@ TEST_CASE("16 callers x 5000 mixed requests through stale sessions and a token r
     callback_callers.push_back(std::make_unique<CallbackCaller>(c + 1));
   }
   Saboteur saboteur(token, window, completed, total);
+  Streamer streamer(stream_token);
   std::vector<std::thread> callers;
   for (std::size_t c = 0; c < kCallers; ++c) {
     callers.emplace_back([&, c] {
@@ -460,6 +547,8 @@ TEST_CASE("16 callers x 5000 mixed requests through stale sessions and a token r
   }
   for (auto& caller : callers) caller.join();
   saboteur.stop();
+  streamer.stop();
+  token.set_trace_sink(nullptr);
   const auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started);
 
   // One more round trip through the bridge and the pool before counting calls.
@@ -501,6 +590,37 @@ TEST_CASE("16 callers x 5000 mixed requests through stale sessions and a token r
   CHECK(metrics->failed == tally.allowed_errors + saboteur.probe_failures());
   CHECK(metrics->overloaded == 0);
   CHECK(metrics->queue_depth == 0);
+
+  // Streams: each kind happened, digests checked, and no session was lost to
+  // an abandoned or timed-out stream: none stays pinned, the module holds no
+  // session beyond the pools' and the login's, and the stream pool can still
+  // pin every one of its sessions at once.
+  CHECK(streamer.finished() > 0);
+  CHECK(streamer.abandoned() > 0);
+  CHECK(streamer.timed_out() > 0);
+  CHECK(streamer.wrong() == 0);
+  CHECK(*trace_events > total);
+  std::size_t pooled = 0;
+  CHECK(testing::eventually([&] {
+    auto a = token.metrics();
+    auto b = stream_token.metrics();
+    if (!a || !b) return false;
+    pooled = a->sessions_open + b->sessions_open;
+    return a->sessions_busy == 0 && b->sessions_busy == 0;
+  }));
+  INFO("pooled sessions " << pooled << ", module sessions " << faults().open_sessions());
+  CHECK(faults().open_sessions() <= pooled + 1);
+  {
+    auto first = stream_token.open_stream(StreamKind::digest, Mechanism::sha256());
+    auto second = stream_token.open_stream(StreamKind::digest, Mechanism::sha256());
+    auto one = first.get(kAnswerLimit);
+    auto two = second.get(kAnswerLimit);
+    CHECK(one.ok());
+    CHECK(two.ok());
+  }
+  WARN("streams: " << streamer.finished() << " finished, " << streamer.abandoned()
+                   << " abandoned, " << streamer.timed_out() << " timed out; trace events "
+                   << trace_events->load());
 
   // Sessions were shared between threads over time, never at the same time.
   CHECK(faults().max_concurrency() >= 2);
