@@ -148,23 +148,10 @@ void pump_streams(pool_pointer self) {
   }
 }
 
-// Answers queued jobs whose deadline passed; the rest go back in the queue.
-void expire_queued(pool_pointer self) {
-  auto& queue = self->state.queue();
-  auto now_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                    Clock::now().time_since_epoch())
-                    .count();
-  if (queue.earliest_deadline_ns() > now_ns) return;
-  for (auto& job : queue.take_all()) {
-    if (time_left(job->job.deadline_ns).count() == 0) {
-      job->complete(Error::make(Condition::deadline_exceeded,
-                                "the deadline passed while waiting for a session",
-                                to_string(job->job.op)));
-    } else {
-      queue.requeue(std::move(job));
-    }
-  }
-}
+// Answers queued jobs whose deadline passed, where they wait: the others keep
+// their order and the queue its limit. Done here too (not only when a session
+// pops a job) because every session may be stuck in a long PKCS#11 call.
+void expire_queued(pool_pointer self) { self->state.queue().expire_overdue(); }
 
 void spawn_one(pool_pointer self) {
   auto& st = self->state;
