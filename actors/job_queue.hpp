@@ -75,10 +75,10 @@ class QueuedJob {
   Job job;
   /// When the job was accepted, for latency figures.
   const std::chrono::steady_clock::time_point accepted;
-  /// The completion only hands the result over (a promise, an actor's
-  /// mailbox), so its session counts as looking for work while it runs and
-  /// the caller's next request wakes nobody. Not for application callbacks,
-  /// which may take long while other sessions sit parked.
+  /// Ignored: every completion only hands the result over now (application
+  /// code runs on a completion executor), so a session always counts as
+  /// looking for work while it answers. Kept only because pool/hsm.cpp, which
+  /// another change rewrites, still sets it; delete it with that change.
   bool answers_quickly = false;
 
  private:

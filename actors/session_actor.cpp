@@ -171,7 +171,9 @@ void run_pulled(session_pointer self, QueuedJobPtr queued) {
   const bool stale = !result && pkcs11::is_stale_session_rv(result.error().rv());
   if (stale) st.discard_session();
   if (!stale || !may_retry_after_stale_session(queued->job.op)) {
-    if (queued->answers_quickly) queue.finishing(st.source.slot);
+    // Answering only hands the result over, so this session already counts
+    // as looking for work: the caller's next request need not wake another.
+    queue.finishing(st.source.slot);
     queued->complete(std::move(result));
     return;
   }

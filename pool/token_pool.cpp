@@ -268,7 +268,6 @@ pool_actor::behavior_type pool_impl(pool_pointer self, supervisor_actor supervis
                 route->send(caf::make_message(to_caf_error(result.error())));
               }
             }));
-        queued->answers_quickly = true;
         auto outcome = state.queue().push(queued);
         if (outcome == PushOutcome::overloaded) {
           queued->complete(Error::make(Condition::overloaded,
