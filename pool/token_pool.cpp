@@ -11,6 +11,9 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 constexpr auto kSweepInterval = std::chrono::milliseconds(20);
+// How long the ceiling stays where CKR_SESSION_COUNT put it before it rises
+// by one session (and again after each further interval without one).
+constexpr auto kCeilingBackOff = std::chrono::seconds(1);
 
 // A stream waiting for a session to pin.
 struct WaitingStream {
@@ -32,6 +35,8 @@ struct PoolState {
   std::unordered_map<caf::actor_addr, PooledSession> sessions;
   std::size_t spawning = 0;
   std::size_t ceiling = 1;
+  /// When the token last answered CKR_SESSION_COUNT (or the ceiling last rose).
+  Clock::time_point ceiling_lowered_at;
   std::deque<WaitingStream> streams;
   bool stopping = false;
   /// A sweep is due: jobs or streams are waiting.
@@ -205,10 +210,24 @@ void keep_sweeping(pool_pointer self) {
   self->delayed_send(self, kSweepInterval, sweep_atom::value);
 }
 
+// Returns true if the ceiling rose: CKR_SESSION_COUNT lowered it a back-off
+// ago and has not come since, so the token may have room again (another
+// application closed sessions). One session at a time, so a token that is
+// still full costs one refused C_OpenSession per back-off.
+bool raise_ceiling_after_back_off(PoolState& st) {
+  if (st.ceiling >= std::max<std::size_t>(1, st.settings.max_sessions)) return false;
+  auto now = Clock::now();
+  if (now - st.ceiling_lowered_at < kCeilingBackOff) return false;
+  st.ceiling++;
+  st.ceiling_lowered_at = now;
+  return true;
+}
+
 void grow(pool_pointer self) {
   auto& st = self->state;
   if (st.stopping) return;
   keep_sweeping(self);
+  raise_ceiling_after_back_off(st);
   auto& queue = st.queue();
   std::size_t total = st.sessions.size() + st.spawning;
   std::size_t idle = queue.consumers() - std::min(queue.consumers(), queue.busy_consumers());
@@ -243,8 +262,10 @@ pool_actor::behavior_type pool_impl(pool_pointer self, supervisor_actor supervis
     if (state.stopping) return;
     Error why = from_caf_error(down.reason);
     if (why.rv() == CKR_SESSION_COUNT) {
-      // The token had no room for that session: lower the ceiling.
+      // The token had no room for that session: lower the ceiling (for a
+      // back-off, see raise_ceiling_after_back_off).
       state.ceiling = std::max<std::size_t>(1, state.sessions.size() + state.spawning);
+      state.ceiling_lowered_at = Clock::now();
       state.recorder().event("session_count", "open_session", "CKR_SESSION_COUNT");
     } else {
       state.recorder().session_restarted();
@@ -347,6 +368,9 @@ pool_actor::behavior_type pool_impl(pool_pointer self, supervisor_actor supervis
         expire_queued(self);
         pump_streams(self);
         keep_sweeping(self);
+        // Jobs wait while the pool sits at a lowered ceiling, which keeps the
+        // queue from asking again: the sweep is where the ceiling may rise.
+        if (raise_ceiling_after_back_off(state)) grow(self);
         // Waiting is over: the next job that finds every session busy
         // reports it again (and restarts the sweep).
         if (!state.sweeping) state.queue().rearm_starved();
