@@ -201,6 +201,10 @@ class JobQueue {
   std::size_t busy_consumers() const;
 
  private:
+  // A test stands in for a producer stalled between claiming a cell and
+  // filling it, which no public call can hold still.
+  friend class JobQueueTestPeer;
+
   enum SlotState : int { kEmpty, kRunning, kBusy, kParked, kWaking, kPinned };
 
   struct Cell {
