@@ -166,8 +166,8 @@ PushOutcome JobQueue::push(QueuedJobPtr& job) {
   }
   std::int64_t deadline = job->job.deadline_ns;
   QueuedJob* raw = job.release();
-  // The ring has room for every admitted job; a failed push only means a
-  // consumer is between claiming a cell and releasing it.
+  // The ring has a cell for every admitted job (see ring_size_for), so this
+  // retries only as a guard.
   for (unsigned round = 0; !ring_push(raw); ++round) relax(round);
   note_deadline(deadline);
   // queued_ went up (sequentially consistent) before the job landed, and the
