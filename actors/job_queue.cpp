@@ -1,5 +1,6 @@
 #include "actors/job_queue.hpp"
 
+#include <algorithm>
 #include <limits>
 #include <thread>
 
@@ -10,10 +11,42 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+constexpr std::int64_t kNoDeadline = std::numeric_limits<std::int64_t>::max();
+
+// Only for n up to JobQueue::kMaxLimit: beyond 2^63 the loop would never end.
 std::size_t round_up_to_power_of_two(std::size_t n) {
   std::size_t power = 2;
   while (power < n) power <<= 1;
   return power;
+}
+
+// Ring cells: every admitted job has a cell (given-back jobs wait on the side,
+// so they need none). A producer only claims a cell after the limit admitted
+// it, and a consumer frees its cell before the count drops, so `limit` cells
+// are always enough.
+std::size_t ring_size_for(std::size_t limit) {
+  static_assert(JobQueue::kMaxLimit <= (std::size_t{1} << 40), "keep the ring allocatable");
+  return round_up_to_power_of_two(std::min(limit, JobQueue::kMaxLimit));
+}
+
+std::int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
+      .count();
+}
+
+bool expired_at(const QueuedJob& job, std::int64_t now) {
+  return job.job.deadline_ns != 0 && job.job.deadline_ns <= now;
+}
+
+void answer_expired(QueuedJob& job) {
+  job.complete(Error::make(Condition::deadline_exceeded,
+                           "the deadline passed while waiting for a session",
+                           to_string(job.job.op)));
+}
+
+void answer_closed(QueuedJob& job) {
+  job.complete(
+      Error::make(Condition::shutting_down, "the token was closed", to_string(job.job.op)));
 }
 
 // A pause that lets the sibling hyper-thread have the core while we spin.
@@ -58,25 +91,20 @@ void QueuedJob::complete(Result<JobResult> result) {
 
 JobQueue::JobQueue(std::size_t limit, std::size_t max_consumers, std::chrono::microseconds spin,
                    std::shared_ptr<JobObserver> observer)
-    : limit_(limit),
+    : limit_(std::min(limit, kMaxLimit)),
       spin_(spin),
-      // Room for `limit` admitted jobs, as many again re-queued by a deadline
-      // sweep while producers refill, and one returned job per consumer.
-      ring_(new Cell[round_up_to_power_of_two(2 * limit + 2 * max_consumers + 1)]),
-      mask_(round_up_to_power_of_two(2 * limit + 2 * max_consumers + 1) - 1),
-      earliest_deadline_ns_(std::numeric_limits<std::int64_t>::max()),
+      ring_(new Cell[ring_size_for(limit)]),
+      mask_(ring_size_for(limit) - 1),
+      earliest_deadline_ns_(kNoDeadline),
       // Twice the sessions: a replaced session may still hold its slot briefly.
-      slots_(new Slot[2 * max_consumers]),
-      slot_count_(2 * max_consumers),
+      slots_(new Slot[2 * std::clamp<std::size_t>(max_consumers, 1, kMaxConsumers)]),
+      slot_count_(2 * std::clamp<std::size_t>(max_consumers, 1, kMaxConsumers)),
       observer_(std::move(observer)) {
   for (std::size_t i = 0; i <= mask_; ++i) ring_[i].sequence.store(i, std::memory_order_relaxed);
 }
 
 JobQueue::~JobQueue() {
-  for (auto& job : take_all()) {
-    job->complete(Error::make(Condition::shutting_down, "the token was closed",
-                              to_string(job->job.op)));
-  }
+  for (auto& job : take_all()) answer_closed(*job);
 }
 
 bool JobQueue::ring_push(QueuedJob* job) {
@@ -138,8 +166,8 @@ PushOutcome JobQueue::push(QueuedJobPtr& job) {
   }
   std::int64_t deadline = job->job.deadline_ns;
   QueuedJob* raw = job.release();
-  // The ring has room for every admitted job; a failed push only means a
-  // consumer is between claiming a cell and releasing it.
+  // The ring has a cell for every admitted job (see ring_size_for), so this
+  // retries only as a guard.
   for (unsigned round = 0; !ring_push(raw); ++round) relax(round);
   note_deadline(deadline);
   // queued_ went up (sequentially consistent) before the job landed, and the
@@ -148,17 +176,35 @@ PushOutcome JobQueue::push(QueuedJobPtr& job) {
   if (closed_.load()) {
     // close() may have emptied the ring before this job landed: answer it
     // (and anything else left) here rather than leave it behind.
-    for (auto& left : take_all()) {
-      left->complete(Error::make(Condition::shutting_down, "the token was closed",
-                                 to_string(left->job.op)));
-    }
+    for (auto& left : take_all()) answer_closed(*left);
     return PushOutcome::queued;
   }
   wake_one(/*unless_one_is_looking=*/true);
   return PushOutcome::queued;
 }
 
+QueuedJobPtr JobQueue::take_side_front() {
+  if (side_.empty()) return nullptr;
+  QueuedJobPtr job = std::move(side_.front());
+  side_.pop_front();
+  side_count_.fetch_sub(1);
+  queued_.fetch_sub(1);
+  return job;
+}
+
 QueuedJobPtr JobQueue::try_pop() {
+  // The side queue is empty almost always; then no lock and no clock.
+  while (side_count_.load() > 0) {
+    QueuedJobPtr job;
+    {
+      std::lock_guard<std::mutex> lock(side_mutex_);
+      job = take_side_front();
+    }
+    if (!job) break;
+    // Side jobs waited through a sweep already: some may have expired since.
+    if (!expired_at(*job, now_ns())) return job;
+    answer_expired(*job);
+  }
   QueuedJob* job = ring_pop();
   if (job == nullptr) return nullptr;
   queued_.fetch_sub(1);
@@ -166,21 +212,50 @@ QueuedJobPtr JobQueue::try_pop() {
 }
 
 void JobQueue::requeue(QueuedJobPtr job) {
-  queued_.fetch_add(1);
-  std::int64_t deadline = job->job.deadline_ns;
-  QueuedJob* raw = job.release();
-  for (unsigned round = 0; !ring_push(raw); ++round) relax(round);
-  note_deadline(deadline);
+  {
+    // Under the mutex take_all() takes too: either it runs later and finds
+    // this job, or it ran already and this sees closed_ (stored before it).
+    std::lock_guard<std::mutex> lock(side_mutex_);
+    if (!closed_.load()) {
+      note_deadline(job->job.deadline_ns);
+      queued_.fetch_add(1);
+      side_.push_front(std::move(job));
+      side_count_.fetch_add(1);
+    }
+  }
+  if (job) {
+    answer_closed(*job);
+    return;
+  }
   wake_one(/*unless_one_is_looking=*/true);
 }
 
-void JobQueue::wake(Slot& slot) {
+void JobQueue::back_off(unsigned round) {
+  if (round < 16) {
+    pause();
+  } else if (round < 256) {
+    std::this_thread::yield();
+  } else {
+    // The producer was preempted for a scheduler tick or more: stop burning
+    // the core it may need, but look again well before a tick passes.
+    std::this_thread::sleep_for(std::chrono::microseconds(50));
+  }
+}
+
+bool JobQueue::wake(Slot& slot) {
   session_actor handle;
   {
     std::lock_guard<std::mutex> lock(slot.handle_mutex);
+    // No longer waking: its consumer resumed (and will look), or detach()
+    // took over this wake-up and passes it on.
+    if (slot.state.load() != kWaking) return true;
     handle = slot.handle;
   }
-  if (handle) caf::anon_send(handle, pull_atom::value);
+  if (!handle) return false;
+  // Should the actor be dying, the pull is dropped; its detach(), still to
+  // come, finds the slot waking and passes the wake-up on.
+  caf::anon_send(handle, pull_atom::value);
+  return true;
 }
 
 void JobQueue::wake_one(bool unless_one_is_looking) {
@@ -195,10 +270,7 @@ void JobQueue::wake_one(bool unless_one_is_looking) {
   }
   for (std::size_t i = 0; i < slot_count_; ++i) {
     int expected = kParked;
-    if (slots_[i].state.compare_exchange_strong(expected, kWaking)) {
-      wake(slots_[i]);
-      return;
-    }
+    if (slots_[i].state.compare_exchange_strong(expected, kWaking) && wake(slots_[i])) return;
   }
   // Every consumer is busy (or there are none yet): perhaps the pool can grow.
   if (starved_hook_ && queued_.load() > 0 && !grow_requested_.exchange(true)) starved_hook_();
@@ -219,10 +291,20 @@ std::optional<std::size_t> JobQueue::attach(const session_actor& consumer) {
 void JobQueue::detach(std::size_t slot_index, const caf::actor_addr& consumer) {
   if (slot_index >= slot_count_) return;
   Slot& slot = slots_[slot_index];
-  std::lock_guard<std::mutex> lock(slot.handle_mutex);
-  if (slot.handle.address() != consumer) return;
-  slot.state.store(kEmpty);
-  slot.handle = session_actor();
+  int was;
+  {
+    std::lock_guard<std::mutex> lock(slot.handle_mutex);
+    if (slot.handle.address() != consumer) return;
+    was = slot.state.exchange(kEmpty);
+    slot.handle = session_actor();
+  }
+  if (was == kWaking) {
+    // A producer picked this consumer to take its job; nobody else was told.
+    wake_one(/*unless_one_is_looking=*/false);
+  } else if (queued_.load() > 0) {
+    // Producers may have counted on this consumer to look before it parked.
+    wake_one(/*unless_one_is_looking=*/true);
+  }
 }
 
 void JobQueue::resume(std::size_t slot_index) {
@@ -300,13 +382,58 @@ void JobQueue::close() {
 }
 
 std::vector<QueuedJobPtr> JobQueue::take_all() {
-  earliest_deadline_ns_.store(std::numeric_limits<std::int64_t>::max());
   std::vector<QueuedJobPtr> jobs;
-  while (auto job = try_pop()) jobs.push_back(std::move(job));
-  // A producer between claiming a cell and filling it stops the loop early;
-  // jobs behind it lost their deadlines from the hint, so look again soon.
-  if (queued_.load() > 0) earliest_deadline_ns_.store(0);
+  std::lock_guard<std::mutex> lock(side_mutex_);
+  earliest_deadline_ns_.store(kNoDeadline);
+  while (auto job = take_side_front()) jobs.push_back(std::move(job));
+  while (QueuedJob* job = ring_pop()) {
+    queued_.fetch_sub(1);
+    jobs.emplace_back(job);
+  }
+  distrust_hint_if_ring_not_empty();
   return jobs;
+}
+
+std::size_t JobQueue::expire_overdue() {
+  const std::int64_t now = now_ns();
+  if (earliest_deadline_ns_.load() > now) return 0;
+  std::vector<QueuedJobPtr> expired;
+  {
+    std::lock_guard<std::mutex> lock(side_mutex_);
+    earliest_deadline_ns_.store(kNoDeadline);
+    // The side queue's jobs first (they are the oldest), then the ring's, so
+    // the survivors keep their order. Moving a job keeps its count in queued_.
+    std::deque<QueuedJobPtr> kept;
+    for (auto& job : side_) {
+      if (expired_at(*job, now)) {
+        expired.push_back(std::move(job));
+      } else {
+        note_deadline(job->job.deadline_ns);
+        kept.push_back(std::move(job));
+      }
+    }
+    side_.swap(kept);
+    side_count_.store(side_.size());
+    while (QueuedJob* raw = ring_pop()) {
+      QueuedJobPtr job(raw);
+      if (expired_at(*job, now)) {
+        expired.push_back(std::move(job));
+        continue;
+      }
+      note_deadline(job->job.deadline_ns);
+      side_.push_back(std::move(job));
+      side_count_.fetch_add(1);
+    }
+    distrust_hint_if_ring_not_empty();
+  }
+  queued_.fetch_sub(static_cast<std::int64_t>(expired.size()));
+  // Answered outside the lock: a completion may take a while.
+  for (auto& job : expired) answer_expired(*job);
+  return expired.size();
+}
+
+void JobQueue::distrust_hint_if_ring_not_empty() {
+  if (enqueue_pos_.load() != dequeue_pos_.load()) earliest_deadline_ns_.store(0);
 }
 
 std::size_t JobQueue::depth() const {

@@ -16,7 +16,17 @@
 // A consumer that finds the ring empty may spin briefly (one consumer at a
 // time), then parks. Both sides write then read with sequential consistency
 // (push then look for a parked consumer; park then look at the depth), so a
-// job is never left in the ring with every consumer asleep.
+// job is never left in the ring with every consumer asleep. A consumer that
+// goes away while a wake-up is addressed to it (waking), or while jobs wait,
+// passes the wake-up on to another parked consumer.
+//
+// Deadlines: the pool's sweep moves the ring's jobs, in order, into a side
+// queue (guarded by a mutex) and answers the expired ones there. Consumers
+// read the side queue before the ring (its jobs are older), and take its
+// mutex only while it holds jobs, so the hot path stays lock-free. Jobs keep
+// their place in the limit wherever they wait; a job a consumer gives back
+// (requeue) goes to the front of the side queue, or is answered shutting_down
+// once the queue is closed.
 //
 // Usage (producer):
 //   auto job = std::make_unique<QueuedJob>(std::move(request), std::move(done));
@@ -29,6 +39,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <deque>
 #include <mutex>
 #include <optional>
 #include <vector>
@@ -64,11 +75,6 @@ class QueuedJob {
   Job job;
   /// When the job was accepted, for latency figures.
   const std::chrono::steady_clock::time_point accepted;
-  /// The completion only hands the result over (a promise, an actor's
-  /// mailbox), so its session counts as looking for work while it runs and
-  /// the caller's next request wakes nobody. Not for application callbacks,
-  /// which may take long while other sessions sit parked.
-  bool answers_quickly = false;
 
  private:
   Completion done_;
@@ -86,9 +92,15 @@ enum class PushOutcome : std::uint8_t {
 
 class JobQueue {
  public:
+  /// The largest `limit` a queue accepts (larger values are clamped): a ring
+  /// of this many cells takes 16 MiB. Options beyond it are invalid_argument.
+  static constexpr std::size_t kMaxLimit = std::size_t{1} << 20;
+  /// The most consumers (sessions) one queue serves; larger values are clamped.
+  static constexpr std::size_t kMaxConsumers = 4096;
+
   /// A queue of at most `limit` waiting jobs, served by at most
-  /// `max_consumers` session actors; an idle consumer spins up to `spin`
-  /// before it parks.
+  /// `max_consumers` session actors (both clamped to the maxima above); an
+  /// idle consumer spins up to `spin` before it parks.
   JobQueue(std::size_t limit, std::size_t max_consumers,
            std::chrono::microseconds spin = std::chrono::microseconds(50),
            std::shared_ptr<JobObserver> observer = nullptr);
@@ -116,15 +128,25 @@ class JobQueue {
 
   // ---- consumers (session actors) ----
 
-  /// Returns the next job, or nullptr when the ring is empty.
+  /// Returns the oldest waiting job, or nullptr when none is visible. Jobs
+  /// found expired in the side queue are answered deadline_exceeded on the way.
   QueuedJobPtr try_pop();
-  /// Puts back a job a consumer could not run (its session could not open);
-  /// never refused, because at most one job per consumer comes back.
+  /// Puts back, first in line, a job a consumer could not run (its session
+  /// could not open); never refused, because at most one job per consumer
+  /// comes back. On a closed queue the job is answered shutting_down instead.
   void requeue(QueuedJobPtr job);
+  /// Waits a little before a consumer looks again after park() refused
+  /// although try_pop() found nothing: a job is counted but not visible yet
+  /// (its producer is between claiming a cell and filling it, or a sweep is
+  /// moving it). `round` counts the consecutive waits: pauses, then yields
+  /// (the producer may need this core), then short sleeps.
+  static void back_off(unsigned round);
 
   /// Gives `consumer` a slot (running); nullopt when every slot is taken.
   std::optional<std::size_t> attach(const session_actor& consumer);
-  /// Empties the slot if `consumer` still holds it (the actor is gone or going).
+  /// Empties the slot if `consumer` still holds it (the actor is gone or
+  /// going); a wake-up addressed to it, or waiting jobs, go to another
+  /// parked consumer.
   void detach(std::size_t slot, const caf::actor_addr& consumer);
   /// Marks the slot running after a `pull` arrived or a stream ended.
   void resume(std::size_t slot);
@@ -154,10 +176,16 @@ class JobQueue {
   /// Refuses further pushes and wakes every parked consumer so it sees that.
   void close();
   bool closed() const { return closed_.load(); }
-  /// Removes and returns every queued job (for shutdown and deadline sweeps).
+  /// Removes and returns every queued job (for shutdown).
   std::vector<QueuedJobPtr> take_all();
+  /// Answers deadline_exceeded every waiting job whose deadline passed, where
+  /// it waits; the others keep their order and their place in the limit.
+  /// Returns how many it answered. For the pool's periodic sweep; cheap when
+  /// the deadline hint says nothing can have expired.
+  std::size_t expire_overdue();
   /// Returns the earliest deadline (steady_clock ns) any queued job may have;
-  /// a hint: INT64_MAX when none was recorded since the last take_all().
+  /// a hint: INT64_MAX when none was recorded since the last take_all() or
+  /// expire_overdue() (which records the deadlines of the jobs it keeps).
   std::int64_t earliest_deadline_ns() const { return earliest_deadline_ns_.load(); }
 
   /// Jobs waiting (admitted, not yet taken by a consumer).
@@ -168,6 +196,10 @@ class JobQueue {
   std::size_t busy_consumers() const;
 
  private:
+  // A test stands in for a producer stalled between claiming a cell and
+  // filling it, which no public call can hold still.
+  friend class JobQueueTestPeer;
+
   enum SlotState : int { kEmpty, kRunning, kBusy, kParked, kWaking, kPinned };
 
   struct Cell {
@@ -183,11 +215,19 @@ class JobQueue {
 
   bool ring_push(QueuedJob* job);
   QueuedJob* ring_pop();
+  /// Returns the side queue's oldest job (nullptr if none); the caller holds
+  /// side_mutex_.
+  QueuedJobPtr take_side_front();
+  /// After the ring was emptied under side_mutex_: jobs a stalled producer
+  /// kept out of sight lost their deadline from the hint, so look again soon.
+  void distrust_hint_if_ring_not_empty();
   void note_deadline(std::int64_t deadline_ns);
   /// Wakes one parked consumer, unless one spins (or, if
   /// `unless_one_is_looking`, is running between jobs and will look anyway).
   void wake_one(bool unless_one_is_looking);
-  void wake(Slot& slot);
+  /// Sends `pull` to a slot this thread moved to waking; returns false when
+  /// the slot has no consumer to send it to (so the caller tries another).
+  bool wake(Slot& slot);
 
   const std::size_t limit_;
   const std::chrono::microseconds spin_;
@@ -200,6 +240,11 @@ class JobQueue {
   std::atomic<bool> closed_{false};
   std::atomic<bool> grow_requested_{false};
   std::atomic<std::int64_t> earliest_deadline_ns_;
+  // Jobs taken out of the ring by a sweep, and jobs given back, oldest first.
+  // side_count_ mirrors side_.size() so consumers lock only when it is not 0.
+  alignas(64) std::atomic<std::size_t> side_count_{0};
+  std::mutex side_mutex_;
+  std::deque<QueuedJobPtr> side_;
   std::unique_ptr<Slot[]> slots_;
   const std::size_t slot_count_;
   std::function<void()> starved_hook_;

@@ -1,5 +1,7 @@
 #include "actors/protocol.hpp"
 
+#include <algorithm>
+
 namespace hsmactor {
 namespace {
 
@@ -86,8 +88,14 @@ Error from_caf_error(const caf::error& error) {
 }
 
 std::int64_t deadline_after(std::chrono::nanoseconds timeout) {
-  auto now = std::chrono::steady_clock::now().time_since_epoch();
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(now + timeout).count();
+  // "Forever" in practice. Saturating here, not at INT64_MAX, leaves room for
+  // the code that turns a deadline back into a timeout and adds to it.
+  constexpr std::chrono::nanoseconds kLongest = std::chrono::hours(24 * 365 * 100);
+  auto now = std::chrono::duration_cast<std::chrono::nanoseconds>(
+      std::chrono::steady_clock::now().time_since_epoch());
+  // A negative timeout has passed already; 0 would mean "no deadline".
+  auto bounded = std::clamp(timeout, std::chrono::nanoseconds(0), kLongest);
+  return (now + bounded).count();
 }
 
 std::chrono::nanoseconds time_left(std::int64_t deadline_ns) {

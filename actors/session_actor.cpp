@@ -162,8 +162,9 @@ void run_pulled(session_pointer self, QueuedJobPtr queued) {
     if (!opened && opened.error().rv() == CKR_SESSION_COUNT && queue.consumers() > 1) {
       // The token has no room for this session: leave the job to the others
       // and go, so the pool lowers its ceiling (it sees why in the down message).
-      queue.requeue(std::move(queued));
+      // Detached first, so the requeue wakes another consumer, not this one.
       queue.detach(st.source.slot, st.self_address);
+      queue.requeue(std::move(queued));
       st.retiring = true;
       self->quit(to_caf_error(opened.error().in_operation("open_session")));
       return;
@@ -173,7 +174,9 @@ void run_pulled(session_pointer self, QueuedJobPtr queued) {
   const bool stale = !result && pkcs11::is_stale_session_rv(result.error().rv());
   if (stale) st.discard_session();
   if (!stale || !may_retry_after_stale_session(queued->job.op)) {
-    if (queued->answers_quickly) queue.finishing(st.source.slot);
+    // Answering only hands the result over, so this session already counts
+    // as looking for work: the caller's next request need not wake another.
+    queue.finishing(st.source.slot);
     queued->complete(std::move(result));
     return;
   }
@@ -219,6 +222,7 @@ void drain(session_pointer self) {
     return;
   }
   queue.resume(st.source.slot);
+  unsigned refused_parks = 0;
   while (!queue.closed()) {
     if (!self->mailbox().empty()) {
       self->send(caf::actor_cast<session_actor>(self), pull_atom::value);
@@ -228,8 +232,11 @@ void drain(session_pointer self) {
     if (!job) job = queue.spin_pop();
     if (!job) {
       if (queue.park(st.source.slot)) return;
+      // A job is counted but not visible yet: give its producer the core.
+      JobQueue::back_off(refused_parks++);
       continue;
     }
+    refused_parks = 0;
     // More waiting: let a parked session start on them while this one works.
     if (queue.depth() > 0) queue.wake_idle();
     JobScope scope(queue, st.source.slot, st.healing);

@@ -58,6 +58,10 @@ Result<void> apply_uri(TokenOptions& options) {
   return success();
 }
 
+static_assert(TokenOptions::kMaxQueueLimit <= JobQueue::kMaxLimit &&
+                  TokenOptions::kMaxSessions <= JobQueue::kMaxConsumers,
+              "a limit open_token accepts must be one the queue honours");
+
 // Returns why `options` are out of range, if they are: a limit the library
 // cannot honour is refused here rather than misbehaving later.
 std::optional<Error> check_limits(const TokenOptions& options) {

@@ -14,6 +14,9 @@ constexpr auto kSweepInterval = std::chrono::milliseconds(20);
 // How long a session may take to get to an s_begin behind its current call.
 constexpr auto kStreamBeginGrace = std::chrono::seconds(60);
 constexpr auto kStreamAbortBound = std::chrono::seconds(60);
+// How long the ceiling stays where CKR_SESSION_COUNT put it before it rises
+// by one session (and again after each further interval without one).
+constexpr auto kCeilingBackOff = std::chrono::seconds(1);
 
 // A stream waiting for a session to pin.
 struct WaitingStream {
@@ -40,6 +43,8 @@ struct PoolState {
   std::unordered_map<caf::actor_addr, PooledSession> sessions;
   std::size_t spawning = 0;
   std::size_t ceiling = 1;
+  /// When the token last answered CKR_SESSION_COUNT (or the ceiling last rose).
+  Clock::time_point ceiling_lowered_at;
   std::deque<WaitingStream> streams;
   bool stopping = false;
   /// A sweep is due: jobs or streams are waiting.
@@ -204,23 +209,10 @@ void pump_streams(pool_pointer self) {
   }
 }
 
-// Answers queued jobs whose deadline passed; the rest go back in the queue.
-void expire_queued(pool_pointer self) {
-  auto& queue = self->state.queue();
-  auto now_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                    Clock::now().time_since_epoch())
-                    .count();
-  if (queue.earliest_deadline_ns() > now_ns) return;
-  for (auto& job : queue.take_all()) {
-    if (time_left(job->job.deadline_ns).count() == 0) {
-      job->complete(Error::make(Condition::deadline_exceeded,
-                                "the deadline passed while waiting for a session",
-                                to_string(job->job.op)));
-    } else {
-      queue.requeue(std::move(job));
-    }
-  }
-}
+// Answers queued jobs whose deadline passed, where they wait: the others keep
+// their order and the queue its limit. Done here too (not only when a session
+// pops a job) because every session may be stuck in a long PKCS#11 call.
+void expire_queued(pool_pointer self) { self->state.queue().expire_overdue(); }
 
 void spawn_one(pool_pointer self) {
   auto& st = self->state;
@@ -274,10 +266,24 @@ void keep_sweeping(pool_pointer self) {
   self->delayed_send(self, kSweepInterval, sweep_atom::value);
 }
 
+// Returns true if the ceiling rose: CKR_SESSION_COUNT lowered it a back-off
+// ago and has not come since, so the token may have room again (another
+// application closed sessions). One session at a time, so a token that is
+// still full costs one refused C_OpenSession per back-off.
+bool raise_ceiling_after_back_off(PoolState& st) {
+  if (st.ceiling >= std::max<std::size_t>(1, st.settings.max_sessions)) return false;
+  auto now = Clock::now();
+  if (now - st.ceiling_lowered_at < kCeilingBackOff) return false;
+  st.ceiling++;
+  st.ceiling_lowered_at = now;
+  return true;
+}
+
 void grow(pool_pointer self) {
   auto& st = self->state;
   if (st.stopping) return;
   keep_sweeping(self);
+  raise_ceiling_after_back_off(st);
   auto& queue = st.queue();
   std::size_t total = st.sessions.size() + st.spawning;
   std::size_t idle = queue.consumers() - std::min(queue.consumers(), queue.busy_consumers());
@@ -312,8 +318,10 @@ pool_actor::behavior_type pool_impl(pool_pointer self, supervisor_actor supervis
     if (state.stopping) return;
     Error why = from_caf_error(down.reason);
     if (why.rv() == CKR_SESSION_COUNT) {
-      // The token had no room for that session: lower the ceiling.
+      // The token had no room for that session: lower the ceiling (for a
+      // back-off, see raise_ceiling_after_back_off).
       state.ceiling = std::max<std::size_t>(1, state.sessions.size() + state.spawning);
+      state.ceiling_lowered_at = Clock::now();
       state.recorder().event("session_count", "open_session", "CKR_SESSION_COUNT");
     } else {
       state.recorder().session_restarted();
@@ -337,7 +345,6 @@ pool_actor::behavior_type pool_impl(pool_pointer self, supervisor_actor supervis
                 route->send(caf::make_message(to_caf_error(result.error())));
               }
             }));
-        queued->answers_quickly = true;
         auto outcome = state.queue().push(queued);
         if (outcome == PushOutcome::overloaded) {
           queued->complete(Error::make(Condition::overloaded,
@@ -431,6 +438,9 @@ pool_actor::behavior_type pool_impl(pool_pointer self, supervisor_actor supervis
         expire_queued(self);
         pump_streams(self);
         keep_sweeping(self);
+        // Jobs wait while the pool sits at a lowered ceiling, which keeps the
+        // queue from asking again: the sweep is where the ceiling may rise.
+        if (raise_ceiling_after_back_off(state)) grow(self);
         // Waiting is over: the next job that finds every session busy
         // reports it again (and restarts the sweep).
         if (!state.sweeping) state.queue().rearm_starved();

@@ -111,6 +111,48 @@ std::vector<std::uint64_t> drain_ids(JobQueue& queue) {
   return ids;
 }
 
+/// A session actor that does nothing but count the `pull` messages it gets.
+session_actor::behavior_type pull_counter(session_actor::pointer,
+                                          std::shared_ptr<std::atomic<int>> pulls) {
+  return {
+      [](run_atom, const Job&) { return JobResult{}; },
+      [](s_begin_atom, const StreamSpec&) { return std::uint64_t{0}; },
+      [](s_update_atom, std::uint64_t, const Bytes&) { return std::uint64_t{0}; },
+      [](s_finish_atom, std::uint64_t, const Bytes&) { return JobResult{}; },
+      [](s_abort_atom, std::uint64_t) { return false; },
+      [](status_atom) { return SessionStatus{}; },
+      [](serve_atom, const JobSource&) {},
+      [pulls](pull_atom) { pulls->fetch_add(1); },
+  };
+}
+
+/// A CAF system on the deterministic test scheduler: actors handle their
+/// mailboxes only inside run(), on the test's thread, so counts are exact.
+/// Declare it before the queue, so the actors outlive the queue's slots.
+struct TestSystem {
+  ~TestSystem() {
+    for (auto& actor : actors) caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
+    scheduler().run();
+  }
+  caf::scheduler::test_coordinator& scheduler() {
+    return dynamic_cast<caf::scheduler::test_coordinator&>(system.scheduler());
+  }
+  /// Returns a pull-counting session actor.
+  session_actor spawn_counter(std::shared_ptr<std::atomic<int>> pulls) {
+    actors.push_back(system.spawn(pull_counter, std::move(pulls)));
+    return actors.back();
+  }
+  /// Runs every actor until no message is left, then returns `pulls`.
+  int pulls_after_run(const std::shared_ptr<std::atomic<int>>& pulls) {
+    scheduler().run();
+    return pulls->load();
+  }
+
+  caf::actor_system_config config;
+  caf::actor_system system{config.set("scheduler.policy", caf::atom("testing"))};
+  std::vector<session_actor> actors;
+};
+
 // ---- FIFO and depth ----
 
 TEST_CASE("jobs come out in the order they were pushed and depth counts them") {
@@ -170,6 +212,34 @@ TEST_CASE("a push beyond the limit is refused as overloaded and the job stays wi
   std::vector<std::uint64_t> ids = drain_ids(queue);
   REQUIRE(ids.size() == limit);
   REQUIRE(ids.back() == 99);
+}
+
+TEST_CASE("limits beyond the documented maxima are clamped, and the queue still admits jobs") {
+  AnswerLog log;
+  {
+    // A limit this large used to turn negative in the admission check.
+    JobQueue queue(std::numeric_limits<std::size_t>::max(), 2);
+    REQUIRE(queue.limit() == JobQueue::kMaxLimit);
+    REQUIRE(push_new(queue, log, 1) == "queued");
+    REQUIRE(drain_ids(queue) == std::vector<std::uint64_t>{1});
+  }
+  {
+    JobQueue queue(8, std::numeric_limits<std::size_t>::max());
+    REQUIRE(queue.attach(session_actor{}).has_value());
+    REQUIRE(push_new(queue, log, 2) == "queued");
+    REQUIRE(drain_ids(queue) == std::vector<std::uint64_t>{2});
+  }
+  {
+    // Sizing the ring for this limit used to loop forever.
+    JobQueue queue(std::size_t{1} << 62, 1);
+    REQUIRE(queue.limit() == JobQueue::kMaxLimit);
+    REQUIRE(push_new(queue, log, 3) == "queued");
+    REQUIRE(drain_ids(queue) == std::vector<std::uint64_t>{3});
+  }
+  {
+    JobQueue queue(JobQueue::kMaxLimit, JobQueue::kMaxConsumers);
+    REQUIRE(queue.limit() == JobQueue::kMaxLimit);
+  }
 }
 
 // ---- exactly one answer ----
@@ -289,33 +359,218 @@ TEST_CASE("requeue succeeds when the queue is at its limit and the job comes out
   REQUIRE(push_new(queue, log, 5) == "queued");
 }
 
-TEST_CASE("a deadline sweep, a refill and every consumer's return all fit in the ring") {
-  // The worst case the ring is sized for: a sweep holds `limit` jobs while
-  // producers refill the queue, consumers each hand one job back, then the
-  // sweep requeues what it took.
+TEST_CASE("a job given back after close is answered shutting_down at once") {
   AnswerLog log;
-  const std::size_t limit = 5;
-  const std::size_t consumers = 3;
-  JobQueue queue(limit, consumers);
-  std::uint64_t next_id = 1;
-  for (std::size_t i = 0; i < limit; ++i) REQUIRE(push_new(queue, log, next_id++) == "queued");
-  std::vector<QueuedJobPtr> swept = queue.take_all();
-  REQUIRE(swept.size() == limit);
+  JobQueue queue(4, 1);
+  REQUIRE(push_new(queue, log, 1) == "queued");
+  QueuedJobPtr returned = queue.try_pop();  // its session could not open
+  queue.close();
+  REQUIRE(queue.take_all().empty());  // the pool's stop found nothing to answer
 
-  for (std::size_t i = 0; i < limit; ++i) REQUIRE(push_new(queue, log, next_id++) == "queued");
-  std::vector<QueuedJobPtr> returned;
-  for (std::size_t i = 0; i < consumers; ++i) returned.push_back(queue.try_pop());
-  for (std::size_t i = 0; i < consumers; ++i) REQUIRE(push_new(queue, log, next_id++) == "queued");
+  queue.requeue(std::move(returned));
+  REQUIRE(log.lines() == std::vector<std::string>{"caller 1:shutting_down"});
+  REQUIRE(queue.depth() == 0);
+  REQUIRE(queue.try_pop() == nullptr);
+}
 
-  for (auto& job : swept) queue.requeue(std::move(job));
-  for (auto& job : returned) queue.requeue(std::move(job));
-  REQUIRE(queue.depth() == 2 * limit + consumers);
+TEST_CASE("close and take_all racing a requeue answer the job exactly once") {
+  for (int round = 0; round < 2000; ++round) {
+    AnswerLog log;
+    JobQueue queue(4, 1);
+    REQUIRE(push_new(queue, log, 1) == "queued");
+    QueuedJobPtr returned = queue.try_pop();
+    std::thread stopper([&] {
+      // What the pool's stop does: close, then answer whatever is queued.
+      queue.close();
+      for (auto& job : queue.take_all()) {
+        job->complete(Error::make(Condition::shutting_down, "stopped", "sign"));
+      }
+    });
+    queue.requeue(std::move(returned));
+    stopper.join();
+    // Answered before the queue goes away: not left behind in it.
+    INFO("round " << round);
+    REQUIRE(log.lines() == std::vector<std::string>{"caller 1:shutting_down"});
+  }
+}
 
-  std::vector<std::uint64_t> ids = drain_ids(queue);
-  std::sort(ids.begin(), ids.end());
-  std::vector<std::uint64_t> expected;
-  for (std::uint64_t id = 1; id < next_id; ++id) expected.push_back(id);
-  REQUIRE(ids == expected);
+// ---- deadline sweeps ----
+
+constexpr std::int64_t kLongPassed = 1;  // 1 ns after boot
+
+std::int64_t in_an_hour() { return deadline_after(std::chrono::hours(1)); }
+
+TEST_CASE("a sweep answers expired jobs where they wait and keeps the others in order") {
+  AnswerLog log;
+  JobQueue queue(8, 1);
+  REQUIRE(push_new(queue, log, 1, in_an_hour()) == "queued");
+  REQUIRE(push_new(queue, log, 2, kLongPassed) == "queued");
+  REQUIRE(push_new(queue, log, 3) == "queued");  // no deadline
+  REQUIRE(push_new(queue, log, 4, kLongPassed) == "queued");
+  REQUIRE(push_new(queue, log, 5, in_an_hour()) == "queued");
+
+  REQUIRE(queue.expire_overdue() == 2);
+  REQUIRE(log.lines() ==
+          std::vector<std::string>{"caller 2:deadline_exceeded", "caller 4:deadline_exceeded"});
+  REQUIRE(queue.depth() == 3);
+  REQUIRE(queue.expire_overdue() == 0);  // nothing answered twice
+  // Jobs pushed after the sweep queue up behind the ones it kept.
+  REQUIRE(push_new(queue, log, 6) == "queued");
+  REQUIRE(drain_ids(queue) == std::vector<std::uint64_t>{1, 3, 5, 6});
+  REQUIRE(log.lines().size() == 6);
+}
+
+TEST_CASE("repeated sweeps keep the depth within the limit and old jobs ahead of new ones") {
+  // Each round, the caller of an expired job retries at once, from its
+  // completion, while the sweep is still at work: room comes only from the
+  // jobs that are answered. (A sweep that takes every job out and puts the
+  // live ones back lets the retries in first: depth 7, 10, 13, then an
+  // endless spin once the ring is full.)
+  AnswerLog log;
+  const std::size_t limit = 4;
+  JobQueue queue(limit, 1);
+  std::uint64_t next_id = 100;
+  std::vector<std::string> retries;
+  auto retrying_expired = [&](std::uint64_t id) {
+    return std::make_unique<QueuedJob>(
+        job_with_id(id, kLongPassed), QueuedJob::Completion([&, id](Result<JobResult> result) {
+          log.add("caller " + AnswerLog::label(id, result));
+          for (int i = 0; i < 4; ++i) retries.push_back(push_new(queue, log, next_id++));
+        }));
+  };
+  std::uint64_t live_id = 1;
+  std::vector<std::uint64_t> live_order;
+  for (int round = 0; round < 6; ++round) {
+    INFO("round " << round);
+    // The queue is full: one expired job and three live ones, oldest first.
+    std::vector<QueuedJobPtr> jobs;
+    jobs.push_back(retrying_expired(50 + round));
+    for (int i = 0; i < 3; ++i) {
+      live_order.push_back(live_id);
+      jobs.push_back(make_logged(log, live_id++, in_an_hour()));
+    }
+    for (auto& job : jobs) REQUIRE(name(queue.push(job)) == "queued");
+    REQUIRE(queue.depth() == limit);
+
+    retries.clear();
+    REQUIRE(queue.expire_overdue() == 1);
+    REQUIRE(retries == std::vector<std::string>{"queued", "overloaded", "overloaded",
+                                                "overloaded"});
+    REQUIRE(queue.depth() == limit);
+    REQUIRE(push_new(queue, log, 999) == "overloaded");
+
+    // The three live jobs come out first, in their order, then the retry.
+    std::vector<std::uint64_t> ids = drain_ids(queue);
+    std::vector<std::uint64_t> expected(live_order.end() - 3, live_order.end());
+    expected.push_back(next_id - 4);
+    REQUIRE(ids == expected);
+  }
+}
+
+TEST_CASE("jobs a sweep kept come out before newer ones, and still expire at pop") {
+  AnswerLog log;
+  JobQueue queue(8, 1);
+  const std::int64_t soon = deadline_after(30ms);
+  REQUIRE(push_new(queue, log, 1, kLongPassed) == "queued");
+  REQUIRE(push_new(queue, log, 2, soon) == "queued");
+  REQUIRE(push_new(queue, log, 3, in_an_hour()) == "queued");
+  REQUIRE(queue.expire_overdue() == 1);
+  REQUIRE(push_new(queue, log, 4) == "queued");
+
+  std::this_thread::sleep_for(40ms);  // job 2 expires while it waits, unswept
+  QueuedJobPtr next = queue.try_pop();
+  REQUIRE(next != nullptr);
+  REQUIRE(next->job.object == 3);
+  REQUIRE(log.lines() ==
+          std::vector<std::string>{"caller 1:deadline_exceeded", "caller 2:deadline_exceeded"});
+  next->complete(JobResult{});
+  REQUIRE(drain_ids(queue) == std::vector<std::uint64_t>{4});
+  REQUIRE(queue.depth() == 0);
+}
+
+TEST_CASE("a job given back goes first in line, ahead of the jobs a sweep kept") {
+  AnswerLog log;
+  JobQueue queue(4, 1);
+  REQUIRE(push_new(queue, log, 1) == "queued");
+  REQUIRE(push_new(queue, log, 2, kLongPassed) == "queued");
+  REQUIRE(push_new(queue, log, 3) == "queued");
+  QueuedJobPtr returned = queue.try_pop();
+  REQUIRE(returned->job.object == 1);
+  REQUIRE(queue.expire_overdue() == 1);
+  queue.requeue(std::move(returned));
+  REQUIRE(drain_ids(queue) == std::vector<std::uint64_t>{1, 3});
+}
+
+TEST_CASE("producers, consumers and a sweeper at once: each job answered once, depth bounded") {
+  constexpr int kProducers = 3;
+  constexpr int kPerProducer = 4000;
+  constexpr int kTotal = kProducers * kPerProducer;
+  constexpr std::size_t kLimit = 16;
+  std::vector<std::atomic<int>> answers(kTotal);
+  std::atomic<int> answered{0};
+  std::atomic<int> expired{0};
+  std::atomic<bool> over_limit{false};
+  const auto give_up_at = std::chrono::steady_clock::now() + 30s;
+  JobQueue queue(kLimit, 2);
+
+  std::vector<std::thread> threads;
+  for (int p = 0; p < kProducers; ++p) {
+    threads.emplace_back([&, p] {
+      for (int i = 0; i < kPerProducer; ++i) {
+        const int id = p * kPerProducer + i;
+        // Every third job has already expired; the others never do.
+        std::int64_t deadline = id % 3 == 0 ? kLongPassed : in_an_hour();
+        auto job = std::make_unique<QueuedJob>(
+            job_with_id(static_cast<std::uint64_t>(id), deadline),
+            QueuedJob::Completion([&, id](Result<JobResult> result) {
+              answers[id].fetch_add(1);
+              if (!result.ok()) expired.fetch_add(1);
+              answered.fetch_add(1);
+            }));
+        while (queue.push(job) != PushOutcome::queued) {
+          if (std::chrono::steady_clock::now() > give_up_at) return;
+          std::this_thread::yield();
+        }
+      }
+    });
+  }
+  for (int c = 0; c < 2; ++c) {
+    threads.emplace_back([&] {
+      while (answered.load() < kTotal && std::chrono::steady_clock::now() < give_up_at) {
+        if (auto job = queue.try_pop()) {
+          // Expired jobs a sweep missed are refused by their session.
+          if (job->job.deadline_ns == kLongPassed) {
+            job->complete(Error::make(Condition::deadline_exceeded, "late", "sign"));
+          } else {
+            job->complete(JobResult{});
+          }
+        } else {
+          std::this_thread::yield();
+        }
+      }
+    });
+  }
+  threads.emplace_back([&] {
+    while (answered.load() < kTotal && std::chrono::steady_clock::now() < give_up_at) {
+      queue.expire_overdue();
+      // Producers back out of a refused admission, so allow one per producer.
+      if (queue.depth() > kLimit + kProducers) over_limit.store(true);
+      std::this_thread::yield();
+    }
+  });
+  for (auto& thread : threads) thread.join();
+
+  int never = 0, twice = 0;
+  for (auto& count : answers) {
+    never += count.load() == 0;
+    twice += count.load() > 1;
+  }
+  REQUIRE(answered.load() == kTotal);
+  REQUIRE(never == 0);
+  REQUIRE(twice == 0);
+  REQUIRE(expired.load() == (kTotal + 2) / 3);
+  REQUIRE_FALSE(over_limit.load());
+  REQUIRE(queue.depth() == 0);
 }
 
 // ---- the deadline hint ----
@@ -497,6 +752,8 @@ TEST_CASE("park refuses while jobs wait or after close, so the consumer keeps pu
 }
 
 TEST_CASE("a push that finds no idle consumer asks the pool to grow, once until re-armed") {
+  TestSystem actors;
+  auto pulls = std::make_shared<std::atomic<int>>(0);
   AnswerLog log;
   JobQueue queue(8, 1);
   int starved = 0;
@@ -512,26 +769,65 @@ TEST_CASE("a push that finds no idle consumer asks the pool to grow, once until 
 
   // A parked consumer is woken instead.
   drain_ids(queue);
-  REQUIRE(queue.attach(session_actor{}) == std::optional<std::size_t>(0));
+  REQUIRE(queue.attach(actors.spawn_counter(pulls)) == std::optional<std::size_t>(0));
   REQUIRE(queue.park(0));
   queue.rearm_starved();
   REQUIRE(push_new(queue, log, 4) == "queued");
   REQUIRE(starved == 2);
+  REQUIRE(actors.pulls_after_run(pulls) == 1);
 }
 
-/// A session actor that does nothing but count the `pull` messages it gets.
-session_actor::behavior_type pull_counter(session_actor::pointer,
-                                          std::shared_ptr<std::atomic<int>> pulls) {
-  return {
-      [](run_atom, const Job&) { return JobResult{}; },
-      [](s_begin_atom, const StreamSpec&) { return std::uint64_t{0}; },
-      [](s_update_atom, std::uint64_t, const Bytes&) { return std::uint64_t{0}; },
-      [](s_finish_atom, std::uint64_t, const Bytes&) { return JobResult{}; },
-      [](s_abort_atom, std::uint64_t) { return false; },
-      [](status_atom) { return SessionStatus{}; },
-      [](serve_atom, const JobSource&) {},
-      [pulls](pull_atom) { pulls->fetch_add(1); },
-  };
+TEST_CASE("a consumer that goes away after it was picked passes the wake-up on") {
+  TestSystem actors;
+  auto first_pulls = std::make_shared<std::atomic<int>>(0);
+  auto second_pulls = std::make_shared<std::atomic<int>>(0);
+  session_actor first = actors.spawn_counter(first_pulls);
+  AnswerLog log;
+  JobQueue queue(8, 2);
+  REQUIRE(queue.attach(first) == std::optional<std::size_t>(0));
+  REQUIRE(queue.attach(actors.spawn_counter(second_pulls)) == std::optional<std::size_t>(1));
+  REQUIRE(queue.park(0));
+  REQUIRE(queue.park(1));
+
+  REQUIRE(push_new(queue, log, 1) == "queued");  // picks the first consumer
+  // It dies before it handles the pull; its slot is emptied (by itself or by
+  // the pool's down handler). The job must not wait for the next push.
+  queue.detach(0, first.address());
+  REQUIRE(actors.pulls_after_run(second_pulls) == 1);
+  REQUIRE(queue.depth() == 1);
+}
+
+TEST_CASE("a wake-up skips a slot whose consumer is gone and reaches a parked one") {
+  TestSystem actors;
+  auto pulls = std::make_shared<std::atomic<int>>(0);
+  AnswerLog log;
+  JobQueue queue(8, 2);
+  REQUIRE(queue.attach(session_actor{}) == std::optional<std::size_t>(0));  // no actor
+  REQUIRE(queue.attach(actors.spawn_counter(pulls)) == std::optional<std::size_t>(1));
+  REQUIRE(queue.park(0));
+  REQUIRE(queue.park(1));
+
+  REQUIRE(push_new(queue, log, 1) == "queued");
+  REQUIRE(actors.pulls_after_run(pulls) == 1);
+}
+
+TEST_CASE("a running consumer that leaves while jobs wait wakes a parked one") {
+  TestSystem actors;
+  auto running_pulls = std::make_shared<std::atomic<int>>(0);
+  auto parked_pulls = std::make_shared<std::atomic<int>>(0);
+  session_actor running = actors.spawn_counter(running_pulls);
+  AnswerLog log;
+  JobQueue queue(8, 2);
+  REQUIRE(queue.attach(running) == std::optional<std::size_t>(0));
+  REQUIRE(queue.attach(actors.spawn_counter(parked_pulls)) == std::optional<std::size_t>(1));
+  REQUIRE(queue.park(1));
+
+  // The running consumer would have looked before parking: nobody is woken.
+  REQUIRE(push_new(queue, log, 1) == "queued");
+  REQUIRE(actors.pulls_after_run(parked_pulls) == 0);
+  queue.detach(0, running.address());
+  REQUIRE(actors.pulls_after_run(parked_pulls) == 1);
+  REQUIRE(actors.pulls_after_run(running_pulls) == 0);
 }
 
 TEST_CASE("a push wakes a parked session actor with exactly one pull") {

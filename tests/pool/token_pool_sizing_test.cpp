@@ -1,5 +1,6 @@
 // How a token pool sizes itself: one login for every caller, never more
-// sessions than it (or the token) allows, and fewer when the token runs out.
+// sessions than it (or the token) allows, fewer when the token runs out, and
+// more again, after a back-off, when the token has room again.
 #include "pool/token_pool.hpp"
 
 #include <catch2/catch.hpp>
@@ -190,6 +191,50 @@ TEST_CASE("CKR_SESSION_COUNT in the middle of a run shrinks the pool and loses n
   CHECK(after->sessions_open <= after->sessions_max);
   CHECK(after->failed == 0);
   token.set_trace_sink(nullptr);
+  testing::check_no_session_shared();
+}
+
+TEST_CASE("after CKR_SESSION_COUNT the pool opens more sessions again once the token has room") {
+  const auto& test_token = pool_test_token();
+  faults().reset();
+  Hsm hsm;
+  TokenOptions options = testing::options_for(test_token);
+  options.min_sessions = 1;
+  options.max_sessions = 4;
+  Token token = testing::open_or_throw(hsm, options);
+  for (int i = 0; i < 5; ++i) REQUIRE(token.random(16).get(30s).ok());
+
+  // Another application takes the token's remaining room for a while.
+  faults().set_max_sessions(faults().open_sessions());
+  LoadOutcome capped = sign_from_threads(token, kCallers, kSignsPerCaller);
+  INFO("first failure while capped: " << first_failure(capped));
+  REQUIRE(capped.verified == kCallers * kSignsPerCaller);
+  auto lowered = token.metrics();
+  REQUIRE(lowered.ok());
+  REQUIRE(lowered->sessions_max < options.max_sessions);
+  const auto open_when_lowered = lowered->sessions_open;
+
+  // It closes them again. After a back-off, the next loads may use them.
+  faults().set_max_sessions(0);
+  SessionSampler sampler(token);
+  bool rose = false;
+  for (auto give_up_at = std::chrono::steady_clock::now() + 15s;
+       !rose && std::chrono::steady_clock::now() < give_up_at;) {
+    std::this_thread::sleep_for(300ms);
+    LoadOutcome freed = sign_from_threads(token, kCallers, kSignsPerCaller);
+    INFO("first failure after the cap was lifted: " << first_failure(freed));
+    REQUIRE(freed.verified == kCallers * kSignsPerCaller);
+    auto metrics = token.metrics();
+    REQUIRE(metrics.ok());
+    rose = metrics->sessions_max > lowered->sessions_max &&
+           sampler.most_in_pool() > open_when_lowered;
+  }
+  sampler.stop();
+  CHECK(rose);
+  auto after = token.metrics();
+  REQUIRE(after.ok());
+  CHECK(after->sessions_max <= options.max_sessions);
+  CHECK(after->failed == 0);
   testing::check_no_session_shared();
 }
 
