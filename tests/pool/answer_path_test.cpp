@@ -61,10 +61,13 @@ TEST_CASE("a then() continuation that sleeps holds up no other request") {
   testing::check_no_session_shared();
 }
 
-TEST_CASE("a callback runs on neither a session thread nor the caller's, and may block") {
+TEST_CASE("a callback that blocks on the token it came from gets its answer") {
   faults().reset();
   Hsm hsm;
-  Token token = testing::open_or_throw(hsm, two_sessions());
+  // One session: a callback run on it could never see its own request served.
+  TokenOptions options = testing::options_for(pool_test_token());
+  options.max_sessions = 1;
+  Token token = testing::open_or_throw(hsm, options);
   Bytes digest = testing::openssl::sha256(bytes_of("callback thread"));
   auto [ran, ran_on] = make_promise<std::thread::id>();
   auto shared = std::make_shared<Promise<std::thread::id>>(std::move(ran));
@@ -116,7 +119,7 @@ TEST_CASE("a stream continuation that calls metrics() blocks nothing") {
   REQUIRE(token.metrics().ok());
 }
 
-TEST_CASE("a stream whose update timed out gives its session back, aborted") {
+TEST_CASE("a timed-out stream update gives its session back to the pool") {
   faults().reset();
   Hsm hsm;
   TokenOptions options = testing::options_for(pool_test_token());
