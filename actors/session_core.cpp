@@ -75,6 +75,8 @@ Result<JobResult> run_with_key(pkcs11::Session& session, const Job& job, CK_OBJE
   }
 }
 
+constexpr std::uint64_t kMaxRandomLength = std::uint64_t{1} << 20;
+
 Result<JobResult> run_without_key(pkcs11::Session& session, const Job& job) {
   JobResult result;
   switch (job.op) {
@@ -85,9 +87,9 @@ Result<JobResult> run_without_key(pkcs11::Session& session, const Job& job) {
       return result;
     }
     case Op::random: {
-      if (job.length > (1u << 20)) {
-        return Error::make(Condition::invalid_argument, "at most 1 MiB of random per request",
-                           "random");
+      if (job.length == 0 || job.length > kMaxRandomLength) {
+        return Error::make(Condition::invalid_argument,
+                           "random takes 1 byte to 1 MiB per request", "random");
       }
       auto out = session.random(job.length);
       if (!out) return out.error();
@@ -184,6 +186,8 @@ Result<JobResult> execute_job(pkcs11::Session& session, const Job& job, std::uin
   if (!needs_key(job.op)) {
     auto result = run_without_key(session, job);
     if (!result) return result.error().in_operation(to_string(job.op));
+    // find_objects results are cached by callers: bind them to this epoch too.
+    result->key_generation = generation;
     return result;
   }
   if (job.object != 0) {

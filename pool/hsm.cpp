@@ -376,6 +376,11 @@ Future<Bytes> Token::digest(const Mechanism& mechanism, ByteView data) const {
 }
 
 Future<Bytes> Token::random(std::size_t length) const {
+  if (length == 0 || length > kMaxRandomLength) {
+    // Refused here: a huge request is never queued, let alone allocated.
+    return make_ready_future<Bytes>(Error::make(
+        Condition::invalid_argument, "random takes 1 byte to 1 MiB per request", "random"));
+  }
   Job job;
   job.op = Op::random;
   job.length = length;

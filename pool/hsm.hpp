@@ -145,7 +145,10 @@ class Token {
   Future<Bytes> encrypt(const Key& key, const Mechanism& mechanism, ByteView plaintext) const;
   Future<Bytes> decrypt(const Key& key, const Mechanism& mechanism, ByteView ciphertext) const;
   Future<Bytes> digest(const Mechanism& mechanism, ByteView data) const;
+  /// Returns `length` random bytes, 1 to kMaxRandomLength (1 MiB) per request;
+  /// beyond, invalid_argument.
   Future<Bytes> random(std::size_t length) const;
+  static constexpr std::size_t kMaxRandomLength = std::size_t{1} << 20;
   /// Generates a key pair; resolves with {public handle, private handle}.
   Future<pkcs11::KeyPairHandles> generate_key_pair(const pkcs11::KeyPairTemplate& spec) const;
   /// Generates a secret key; resolves with its handle.
