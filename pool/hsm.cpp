@@ -9,11 +9,10 @@
 #include <thread>
 #include <vector>
 
-#include <p11-kit/uri.h>
-
 #include "actors/library_registry.hpp"
 #include "actors/process.hpp"
 #include "pool/token_pool.hpp"
+#include "pool/token_uri.hpp"
 
 namespace hsmactor {
 namespace {
@@ -22,41 +21,6 @@ constexpr auto kControlTimeout = std::chrono::seconds(60);
 // Behind the pool's own bound for pinning a session (its deadline plus the
 // 60 s a session may take to get to the request), so the pool decides.
 constexpr auto kStreamBackstop = std::chrono::seconds(90);
-
-template <std::size_t N>
-std::string padded_field(const unsigned char (&field)[N]) {
-  std::string text(reinterpret_cast<const char*>(field), N);
-  // p11-kit leaves fields the URI does not set as NUL bytes, not blanks.
-  auto end = text.find_last_not_of(std::string(" \0", 2));
-  text.erase(end == std::string::npos ? 0 : end + 1);
-  return text;
-}
-
-// Fills label / serial / module path / PIN from an RFC 7512 URI.
-Result<void> apply_uri(TokenOptions& options) {
-  P11KitUri* uri = p11_kit_uri_new();
-  int code = p11_kit_uri_parse(options.uri.c_str(), P11_KIT_URI_FOR_ANY, uri);
-  if (code != P11_KIT_URI_OK) {
-    std::string why = p11_kit_uri_message(code);
-    p11_kit_uri_free(uri);
-    return Error::make(Condition::invalid_argument, "not a valid pkcs11: URI: " + why,
-                       "open_token");
-  }
-  CK_TOKEN_INFO* token = p11_kit_uri_get_token_info(uri);
-  std::string label = padded_field(token->label);
-  std::string serial = padded_field(token->serialNumber);
-  if (!label.empty()) options.label = label;
-  if (!serial.empty()) options.serial = serial;
-  if (const char* path = p11_kit_uri_get_module_path(uri)) options.module_path = path;
-  if (const char* pin = p11_kit_uri_get_pin_value(uri)) {
-    options.pin = Pin(pin);
-    // p11-kit frees its copy without wiping it; wipe it first.
-    volatile char* bytes = const_cast<char*>(pin);
-    for (std::size_t i = 0; bytes[i] != '\0'; ++i) bytes[i] = '\0';
-  }
-  p11_kit_uri_free(uri);
-  return success();
-}
 
 static_assert(TokenOptions::kMaxQueueLimit <= JobQueue::kMaxLimit &&
                   TokenOptions::kMaxSessions <= JobQueue::kMaxConsumers,
@@ -629,8 +593,12 @@ Result<Token> Hsm::open_token(const TokenOptions& requested) {
     }
   } wipe_uri{options.uri};
   if (!options.uri.empty()) {
-    auto applied = apply_uri(options);
-    if (!applied) return applied.error();
+    auto parsed = parse_token_uri(options.uri);
+    if (!parsed) return parsed.error();
+    if (!parsed->label.empty()) options.label = parsed->label;
+    if (!parsed->serial.empty()) options.serial = parsed->serial;
+    if (!parsed->module_path.empty()) options.module_path = parsed->module_path;
+    if (!parsed->pin.empty()) options.pin = parsed->pin;
   }
   if (options.module_path.empty()) {
     return Error::make(Condition::invalid_argument, "no module path (option or URI module-path)",
