@@ -188,6 +188,8 @@ struct Token::Core {
       close_done.wait(lock, [this] { return shut_down_finished; });
       return;
     }
+    // No sink runs once the token is closed: what it captured may go now.
+    if (trace) trace->set(nullptr);
     shut_down(take_closing());
     {
       std::lock_guard<std::mutex> lock(close_mutex);

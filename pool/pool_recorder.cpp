@@ -32,10 +32,18 @@ void TraceHub::on_call(const pkcs11::CallRecord& record) noexcept {
 void TraceHub::set(std::function<void(const TraceEvent&)> sink) {
   std::shared_ptr<const Sink> installed;
   if (sink) installed = std::make_shared<const Sink>(std::move(sink));
-  std::lock_guard<std::mutex> lock(mutex_);
-  // The old sink is released when the last delivery using it ends.
-  sink_ = std::move(installed);
-  active_.store(sink_ != nullptr);
+  std::shared_ptr<const Sink> replaced;
+  {
+    std::unique_lock<std::mutex> lock(mutex_);
+    replaced = std::move(sink_);
+    sink_ = std::move(installed);
+    active_.store(sink_ != nullptr);
+    // After this returns the replaced sink is never called again; a sink
+    // calling set() from inside would wait for itself, so it is not waited for.
+    const auto self = std::this_thread::get_id();
+    call_done_.wait(lock, [&] { return !calling_ || calling_thread_ == self; });
+  }
+  // `replaced` (and what it captured) goes here, unlocked.
 }
 
 void TraceHub::emit(const TraceEvent& event) noexcept {
@@ -59,37 +67,36 @@ void TraceHub::emit(const TraceEvent& event) noexcept {
 }
 
 void TraceHub::deliver() {
+  std::unique_lock<std::mutex> lock(mutex_);
   for (;;) {
-    std::deque<TraceEvent> batch;
-    std::shared_ptr<const Sink> sink;
-    std::uint64_t dropped = 0;
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      if (pending_.empty()) {
-        delivering_ = false;
-        return;
-      }
-      batch.swap(pending_);
-      sink = sink_;
-      std::swap(dropped, dropped_);
+    if (pending_.empty() || !sink_) {
+      pending_.clear();  // no sink: what was queued goes nowhere
+      delivering_ = false;
+      return;
     }
-    if (!sink) continue;  // removed meanwhile: what was queued goes nowhere
-    if (dropped > 0) {
-      TraceEvent lost;
-      lost.what = "trace_dropped";
-      lost.result = std::to_string(dropped);
-      try {
-        (*sink)(lost);
-      } catch (...) {
-      }
+    TraceEvent event;
+    if (dropped_ > 0) {
+      event.what = "trace_dropped";
+      event.result = std::to_string(dropped_);
+      dropped_ = 0;
+    } else {
+      event = std::move(pending_.front());
+      pending_.pop_front();
     }
-    for (const auto& event : batch) {
-      try {
-        (*sink)(event);
-      } catch (...) {
-        // A throwing sink loses that event, nothing else.
-      }
+    // Taken per event, so a replaced sink gets nothing after set() returns.
+    std::shared_ptr<const Sink> sink = sink_;
+    calling_ = true;
+    calling_thread_ = std::this_thread::get_id();
+    lock.unlock();
+    try {
+      (*sink)(event);
+    } catch (...) {
+      // A throwing sink loses that event, nothing else.
     }
+    sink.reset();
+    lock.lock();
+    calling_ = false;
+    call_done_.notify_all();
   }
 }
 

@@ -10,12 +10,14 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <condition_variable>
 #include <deque>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 
 #include "actors/executor.hpp"
 #include "actors/job_queue.hpp"
@@ -33,8 +35,11 @@ namespace hsmactor {
 /// a sink may block, install another sink or call the token. At most
 /// kMaxPending events wait; beyond that new ones are counted and reported in
 /// one "trace_dropped" event (result: how many) before the next delivered one.
-/// The hub holds the sink (a copy of the std::function) until it is replaced,
-/// so a sink's captures live as long as the hub needs them.
+/// The hub holds the sink (a copy of the std::function) until it is replaced.
+/// Once set() returns, the sink it replaced is not called any more: set()
+/// waits for a call of it in progress on another thread (a sink replacing
+/// itself from inside is not waited for). The token calls set(nullptr) when it
+/// closes, so no sink runs after close() or the last Token copy is gone.
 class TraceHub final : public pkcs11::CallObserver,
                        public std::enable_shared_from_this<TraceHub> {
  public:
@@ -59,9 +64,13 @@ class TraceHub final : public pkcs11::CallObserver,
 
   const std::shared_ptr<Executor> executor_;
   std::mutex mutex_;  // guards the fields below; never held while a sink runs
+  std::condition_variable call_done_;
   std::shared_ptr<const Sink> sink_;
   std::deque<TraceEvent> pending_;
   bool delivering_ = false;
+  /// A sink is being called, on `calling_thread_`.
+  bool calling_ = false;
+  std::thread::id calling_thread_;
   std::uint64_t dropped_ = 0;
   std::atomic<bool> active_{false};
 };

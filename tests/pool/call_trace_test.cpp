@@ -7,6 +7,7 @@
 #include <catch2/catch.hpp>
 
 #include <mutex>
+#include <thread>
 #include <string>
 #include <vector>
 
@@ -39,6 +40,12 @@ class Recorder {
   std::vector<TraceEvent> events_;
 };
 
+std::size_t requests_named(const std::vector<TraceEvent>& events, const char* operation) {
+  std::size_t found = 0;
+  for (const auto& event : events) found += event.what == "request" && event.operation == operation;
+  return found;
+}
+
 std::vector<TraceEvent> calls_named(const std::vector<TraceEvent>& events, const char* function) {
   std::vector<TraceEvent> found;
   for (const auto& event : events) {
@@ -66,6 +73,8 @@ TEST_CASE("each PKCS#11 call of a request is traced with its session, duration a
                             pkcs11::Mechanism::rsa_pkcs_sha256(), digest)
                      .get(30s);
   REQUIRE_FALSE(refused.ok());
+  // Events reach the sink on the executor, after the answers: wait for them.
+  CHECK(testing::eventually([&] { return requests_named(recorder.events(), "sign") == 2; }));
   token.set_trace_sink(nullptr);
 
   auto events = recorder.events();
@@ -121,8 +130,11 @@ TEST_CASE("without a sink nothing is traced, and a sink can be added later") {
   Recorder recorder;
   token.set_trace_sink(recorder.sink());
   REQUIRE(token.random(16).get(30s).ok());
+  CHECK(testing::eventually([&] { return requests_named(recorder.events(), "random") == 1; }));
   token.set_trace_sink(nullptr);
+  // Once set_trace_sink returns, the old sink gets nothing more.
   REQUIRE(token.random(16).get(30s).ok());
+  std::this_thread::sleep_for(100ms);
   auto randoms = calls_named(recorder.events(), "C_GenerateRandom");
   CHECK(randoms.size() == 1);
   testing::check_no_session_shared();

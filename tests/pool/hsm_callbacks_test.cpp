@@ -110,11 +110,9 @@ TEST_CASE("the trace sink sees operations and results, never payload or PIN byte
   REQUIRE(digest.ok());
   auto refused = token.sign(token.key("no-such-key"), Mechanism::ecdsa(), *digest).get(30s);
   REQUIRE_FALSE(refused.ok());
-  token.set_trace_sink(nullptr);
-
-  std::lock_guard<std::mutex> lock(events_mutex);
-  auto seen = [&](const std::string& operation, const std::string& result) {
-    for (const auto& event : events) {
+  auto seen_in = [](const std::vector<TraceEvent>& list, const std::string& operation,
+                    const std::string& result) {
+    for (const auto& event : list) {
       if (event.what == "request" && event.operation == operation && event.result == result &&
           event.attempts >= 1) {
         return true;
@@ -122,9 +120,18 @@ TEST_CASE("the trace sink sees operations and results, never payload or PIN byte
     }
     return false;
   };
-  CHECK(seen("sign", "CKR_OK"));
-  CHECK(seen("digest", "CKR_OK"));
-  CHECK(seen("sign", "object_not_found"));
+  auto seen = [&](const std::string& operation, const std::string& result) {
+    std::lock_guard<std::mutex> lock(events_mutex);
+    return seen_in(events, operation, result);
+  };
+  // Events reach the sink on the executor, after the answers: wait for them.
+  CHECK(testing::eventually([&] { return seen("sign", "object_not_found"); }));
+  // After this returns the sink is never called again: `events` is ours.
+  token.set_trace_sink(nullptr);
+  std::lock_guard<std::mutex> lock(events_mutex);
+  CHECK(seen_in(events, "sign", "CKR_OK"));
+  CHECK(seen_in(events, "digest", "CKR_OK"));
+  CHECK(seen_in(events, "sign", "object_not_found"));
   const std::vector<std::string> secrets = {payload_text, to_hex(payload), to_hex(*mac),
                                             to_hex(*digest), "1234"};
   for (const auto& event : events) {
