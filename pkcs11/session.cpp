@@ -126,12 +126,19 @@ Result<SessionInfo> Session::info() const {
 }
 
 Result<void> Session::login(CK_USER_TYPE user_type, const Pin& pin) {
+  auto made = login_made_here(user_type, pin);
+  if (!made) return made.error();
+  return success();
+}
+
+Result<bool> Session::login_made_here(CK_USER_TYPE user_type, const Pin& pin) {
   CK_RV rv = call("C_Login", [&] {
     return functions_->C_Login(handle_, user_type, const_cast<CK_UTF8CHAR_PTR>(pin.data()),
                                pin.size());
   });
-  if (rv != CKR_OK && rv != CKR_USER_ALREADY_LOGGED_IN) return fail(rv, "C_Login", "login");
-  return success();
+  if (rv == CKR_USER_ALREADY_LOGGED_IN) return false;
+  if (rv != CKR_OK) return fail(rv, "C_Login", "login");
+  return true;
 }
 
 Result<void> Session::logout() {
