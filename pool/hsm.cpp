@@ -701,7 +701,8 @@ Result<Token> Hsm::open_token(const TokenOptions& requested) {
     return Error::make(Condition::invalid_argument, "max_sessions and queue_limit must be > 0",
                        "open_token");
   }
-  auto lease = acquire_library(runtime_, options.module_path);
+  auto lease = acquire_library(runtime_, options.module_path, std::chrono::seconds(30),
+                               options.finalize);
   if (!lease) return lease.error().in_operation("open_token");
   auto& module = (*lease)->module();
   pkcs11::TokenSelector selector;

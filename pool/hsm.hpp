@@ -24,6 +24,7 @@
 #include <string>
 
 #include "actors/future.hpp"
+#include "actors/library_registry.hpp"
 #include "actors/protocol.hpp"
 #include "actors/runtime.hpp"
 #include "pkcs11/attributes.hpp"
@@ -60,6 +61,9 @@ struct TokenOptions {
   std::size_t queue_limit = 1024;
   /// Deadline of a request that names none.
   std::chrono::milliseconds default_deadline{30000};
+  /// Whether the module's last release calls C_Finalize (the open that
+  /// starts the module decides; see FinalizePolicy). Default: never.
+  FinalizePolicy finalize = FinalizePolicy::never;
 };
 
 /// Receives trace events, often on session actor threads; must not block.
