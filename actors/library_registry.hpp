@@ -2,13 +2,21 @@
 //
 // The first acquisition of a module loads it and starts its LibrarySupervisor
 // (which calls C_Initialize once); later acquisitions share it; the last
-// release stops the supervisor, which closes every session, logs out and
-// finalises the module if we initialised it. Concurrent first acquisitions
-// from many threads initialise exactly once.
+// release stops the supervisor, which closes every session, logs out a login
+// it made and, under FinalizePolicy::on_last_release, finalises the module if
+// we initialised it. Concurrent first acquisitions initialise exactly once:
+// the others wait for the first, outside the registry's lock. An acquisition
+// that follows a last release waits until that release's stop is done.
 //
-// Fork: the registry remembers the process it was filled in. In a child it
-// starts empty (the parent's actors are never touched) and re-initialises the
-// modules the parent had initialised.
+// Locking: the registry's mutex guards only its maps; nothing that can block
+// (C_Initialize, a supervisor's stop, waiting for another thread) runs under
+// it, so a fork() from any thread never leaves a child waiting on it.
+//
+// Fork: the registry belongs to one fork generation. A child's first use
+// builds a fresh, empty registry (the parent's, with its actors and mutex, is
+// left untouched and leaked); leases from the parent release nothing. Modules
+// the parent had initialised stay initialised in the child (their state is a
+// copy of the parent's): the child never finalises them.
 //
 // Usage:
 //   auto lease = acquire_library(runtime, "/usr/lib/softhsm/libsofthsm2.so");
@@ -24,6 +32,22 @@
 #include "pkcs11/module.hpp"
 
 namespace hsmactor {
+
+/// Whether the last release of a module calls C_Finalize. The acquisition
+/// that starts a module (the first, or the first after a last release)
+/// decides; acquisitions that join a running module do not change it.
+enum class FinalizePolicy {
+  /// Never (the default). The process's exit cleans up; on the last release
+  /// the sessions are closed and a login we made is logged out anyway. Safe
+  /// when something else in the process reaches the same module, e.g. through
+  /// a wrapper module: finalising under it would pull the module from under
+  /// its calls. A later acquisition knows the module is still ours.
+  never,
+  /// On the last release of a module we initialised. Only for processes in
+  /// which nothing else uses the module, by any path. Never in a child for a
+  /// module the parent had initialised.
+  on_last_release,
+};
 
 struct LibraryEntry;
 
@@ -50,11 +74,14 @@ class LibraryLease {
 
 /// Acquires the module at `path`, starting it on `runtime` if no one in this
 /// process holds it yet (else the existing supervisor is shared, whichever
-/// runtime it lives in). Blocks until C_Initialize is done; call it from a
-/// plain thread, not from inside an actor.
+/// runtime it lives in). Blocks until C_Initialize is done (or, for a waiting
+/// acquisition, until `timeout`: deadline_exceeded); call it from a plain
+/// thread, not from inside an actor. `finalize` applies when this acquisition
+/// starts the module.
 Result<std::shared_ptr<LibraryLease>> acquire_library(
     const std::shared_ptr<Runtime>& runtime, const std::string& path,
-    std::chrono::nanoseconds timeout = std::chrono::seconds(30));
+    std::chrono::nanoseconds timeout = std::chrono::seconds(30),
+    FinalizePolicy finalize = FinalizePolicy::never);
 
 /// Returns how many leases hold the module at `path` in this process.
 std::size_t library_users(const std::string& path);

@@ -1,9 +1,11 @@
 #include "actors/library_supervisor.hpp"
 
+#include <algorithm>
 #include <map>
 #include <optional>
 #include <unordered_map>
 
+#include "actors/process.hpp"
 #include "actors/session_actor.hpp"
 #include "pkcs11/rv.hpp"
 
@@ -16,7 +18,11 @@ struct TokenLogin {
   pkcs11::Session login_session;
   std::shared_ptr<const Pin> pin;
   std::uint64_t users = 0;
-  std::uint64_t generation = 1;
+  /// A process-unique epoch, never a counter that restarts (see the header).
+  std::uint64_t generation = next_epoch();
+  /// The token's login was made by our C_Login (not found already there), so
+  /// ending it is ours to do.
+  bool login_is_ours = false;
   std::optional<Error> last_failure;
   Clock::time_point last_failure_at;
 };
@@ -33,29 +39,47 @@ struct SupervisorState {
   SupervisorStats stats;
   const char* name = "hsmactor.supervisor";
 
-  TokenLogin& token(CK_SLOT_ID slot) { return tokens[slot]; }
+  TokenLogin& token(CK_SLOT_ID slot) {
+    auto& login = tokens[slot];
+    stats.generation = std::max(stats.generation, login.generation);
+    return login;
+  }
+
+  /// Gives `login` a new generation; stats.generation is the newest one.
+  void renew_generation(TokenLogin& login) {
+    login.generation = next_epoch();
+    stats.generation = login.generation;
+  }
 
   Result<void> log_in(TokenLogin& login, CK_SLOT_ID slot, const Pin& pin) {
     (void)login.login_session.close();
+    login.login_is_ours = false;
     auto opened = module->open_session(slot);
     if (!opened) return opened.error().in_operation("login");
-    auto done = opened->login(CKU_USER, pin);
-    if (!done) return done.error();
+    auto made = opened->login_made_here(CKU_USER, pin);
+    if (!made) return made.error();
     login.login_session = std::move(*opened);
+    login.login_is_ours = *made;
     stats.logins++;
     return success();
   }
 
+  /// Ends the token's login if we made it (rule 11), and closes its session.
+  void end_login(TokenLogin& login) {
+    if (login.login_session.is_open()) {
+      if (login.login_is_ours) (void)login.login_session.logout();
+      (void)login.login_session.close();
+    }
+    login.login_is_ours = false;
+    login.pin.reset();
+  }
+
   void finish_stop() {
     for (auto& [slot, login] : tokens) {
-      if (login.login_session.is_open()) {
-        (void)login.login_session.logout();
-        (void)login.login_session.close();
-      }
-      login.pin.reset();
+      end_login(login);
       login.users = 0;
     }
-    if (owns_module) {
+    if (owns_module && options.finalize_on_stop) {
       (void)module->finalize();
       owns_module = false;
     }
@@ -68,24 +92,62 @@ struct SupervisorState {
 using supervisor_pointer = supervisor_actor::stateful_pointer<SupervisorState>;
 
 Result<void> start_module(SupervisorState& st) {
+  // In a child forked from a parent that had initialised the module, SoftHSM2
+  // 2.6.1 answers CKR_CRYPTOKI_ALREADY_INITIALIZED (probed: it keeps the
+  // parent's copied state and has no fork detection), and C_Finalize there
+  // can block forever on a mutex a parent thread held at the fork. So a
+  // child only calls C_Initialize; the registry tells us when that answer
+  // means our own (the parent's) initialisation.
   auto outcome = st.module->initialize();
   if (!outcome) return outcome.error();
-  if (*outcome == pkcs11::InitOutcome::already_initialized && st.options.reinitialize_after_fork) {
-    // What looks initialised is the parent's state, copied by fork(): drop it.
-    (void)st.module->finalize();
-    outcome = st.module->initialize();
-    if (!outcome) return outcome.error();
-  }
-  st.owns_module = *outcome == pkcs11::InitOutcome::initialized;
+  st.owns_module = *outcome == pkcs11::InitOutcome::initialized ||
+                   st.options.already_initialized_is_ours;
   st.started = true;
   st.stats.owns_module = st.owns_module;
   return success();
 }
 
+// What a heal finds before it changes anything.
+enum class TokenHealth { sound, module_not_initialized, token_unusable, login_lost };
+
+struct HealthCheck {
+  TokenHealth health = TokenHealth::sound;
+  std::optional<Error> error;  // for token_unusable
+};
+
+// Looks at the actual state: heals are rare, so a C_GetTokenInfo and a
+// C_GetSessionInfo are cheap next to trusting a generation that may be older
+// than the last loss of the login.
+HealthCheck check_token(SupervisorState& st, TokenLogin& login, CK_SLOT_ID slot) {
+  auto info = st.module->token_info(slot);
+  if (!info) {
+    if (info.error().rv() == CKR_CRYPTOKI_NOT_INITIALIZED) {
+      return {TokenHealth::module_not_initialized, std::nullopt};
+    }
+    return {TokenHealth::token_unusable, info.error()};
+  }
+  if (login.pin) {
+    if (!login.login_session.is_open()) return {TokenHealth::login_lost, std::nullopt};
+    auto session_info = login.login_session.info();
+    if (!session_info) {
+      if (session_info.error().rv() == CKR_CRYPTOKI_NOT_INITIALIZED) {
+        return {TokenHealth::module_not_initialized, std::nullopt};
+      }
+      return {TokenHealth::login_lost, std::nullopt};
+    }
+    if (!session_info->logged_in()) return {TokenHealth::login_lost, std::nullopt};
+  }
+  return {};
+}
+
 Result<std::uint64_t> heal(SupervisorState& st, CK_SLOT_ID slot, CK_RV rv,
                            std::uint64_t seen_generation) {
   auto& login = st.token(slot);
-  if (login.generation > seen_generation) return login.generation;  // healed already
+  auto check = check_token(st, login, slot);
+  // Healed already, and still sound: the session only needs the new generation.
+  if (check.health == TokenHealth::sound && login.generation != seen_generation) {
+    return login.generation;
+  }
   if (login.last_failure && Clock::now() - login.last_failure_at < st.options.heal_backoff) {
     return *login.last_failure;
   }
@@ -95,34 +157,31 @@ Result<std::uint64_t> heal(SupervisorState& st, CK_SLOT_ID slot, CK_RV rv,
     login.last_failure_at = Clock::now();
     return *login.last_failure;
   };
-  auto info = st.module->token_info(slot);
-  if (rv == CKR_CRYPTOKI_NOT_INITIALIZED ||
-      (!info && info.error().rv() == CKR_CRYPTOKI_NOT_INITIALIZED)) {
+  if (check.health == TokenHealth::module_not_initialized ||
+      (rv == CKR_CRYPTOKI_NOT_INITIALIZED && check.health != TokenHealth::sound)) {
     // Someone finalised the module under us: every handle is gone.
     auto outcome = st.module->initialize();
     if (!outcome) return record_failure(outcome.error());
     if (*outcome == pkcs11::InitOutcome::initialized) st.owns_module = true;
     st.stats.reinitializations++;
     for (auto& [other_slot, other] : st.tokens) {
+      // The handle died with the finalisation, and so did the login.
       other.login_session.abandon();
-      other.generation++;
+      other.login_is_ours = false;
+      st.renew_generation(other);
     }
-    info = st.module->token_info(slot);
+    check = check_token(st, login, slot);
   }
-  if (!info) return record_failure(info.error());
-  if (login.pin) {
-    bool logged_in = false;
-    if (login.login_session.is_open()) {
-      auto session_info = login.login_session.info();
-      logged_in = session_info && session_info->logged_in();
-    }
-    if (!logged_in) {
-      auto done = st.log_in(login, slot, *login.pin);
-      if (!done) return record_failure(done.error());
-    }
+  if (check.health == TokenHealth::token_unusable) return record_failure(*check.error);
+  if (check.health == TokenHealth::module_not_initialized) {
+    return record_failure(Error::from_rv(CKR_CRYPTOKI_NOT_INITIALIZED, "C_GetTokenInfo"));
+  }
+  if (check.health == TokenHealth::login_lost) {
+    auto done = st.log_in(login, slot, *login.pin);
+    if (!done) return record_failure(done.error());
   }
   login.last_failure.reset();
-  login.generation++;
+  st.renew_generation(login);
   st.stats.heals++;
   return login.generation;
 }
@@ -173,12 +232,8 @@ supervisor_actor::behavior_type supervisor_impl(supervisor_pointer self,
       [self](logout_atom, std::uint64_t slot) -> bool {
         auto& login = self->state.token(slot);
         if (login.users == 0) return false;
-        if (--login.users == 0) {
-          // The last user of the token: only now may the login end.
-          (void)login.login_session.logout();
-          (void)login.login_session.close();
-          login.pin.reset();
-        }
+        // The last user of the token: only now may the login end.
+        if (--login.users == 0) self->state.end_login(login);
         return true;
       },
       [self](heal_atom, std::uint64_t slot, std::uint64_t rv,

@@ -8,8 +8,17 @@
 #include <chrono>
 #include <cstring>
 
+#include "pkcs11/fork_gate.hpp"
+
 namespace hsmactor::pkcs11 {
 namespace {
+
+// Makes one C_* call inside the fork gate (see fork_gate.hpp).
+template <class F>
+CK_RV gated(F&& c_call) {
+  ForkGateScope gate;
+  return c_call();
+}
 
 template <std::size_t N>
 std::string trimmed(const unsigned char (&field)[N]) {
@@ -120,14 +129,14 @@ Result<std::shared_ptr<Module>> Module::load(const std::string& path) {
 Result<InitOutcome> Module::initialize() {
   CK_C_INITIALIZE_ARGS args{};
   args.flags = CKF_OS_LOCKING_OK;
-  CK_RV rv = functions_->C_Initialize(&args);
+  CK_RV rv = gated([&] { return functions_->C_Initialize(&args); });
   if (rv == CKR_OK) return InitOutcome::initialized;
   if (rv == CKR_CRYPTOKI_ALREADY_INITIALIZED) return InitOutcome::already_initialized;
   return Error::from_rv(rv, "C_Initialize", "initialize");
 }
 
 Result<void> Module::finalize() {
-  CK_RV rv = functions_->C_Finalize(nullptr);
+  CK_RV rv = gated([&] { return functions_->C_Finalize(nullptr); });
   if (rv != CKR_OK && rv != CKR_CRYPTOKI_NOT_INITIALIZED) {
     return Error::from_rv(rv, "C_Finalize", "finalize");
   }
@@ -138,11 +147,15 @@ Result<std::vector<CK_SLOT_ID>> Module::slots(bool token_present) {
   // The slot count can change between the two calls (hot-plug): retry.
   for (int attempt = 0; attempt < 4; ++attempt) {
     CK_ULONG count = 0;
-    CK_RV rv = functions_->C_GetSlotList(token_present ? CK_TRUE : CK_FALSE, nullptr, &count);
+    CK_RV rv = gated([&] {
+      return functions_->C_GetSlotList(token_present ? CK_TRUE : CK_FALSE, nullptr, &count);
+    });
     if (rv != CKR_OK) return Error::from_rv(rv, "C_GetSlotList", "slots");
     std::vector<CK_SLOT_ID> slots(count);
     if (count == 0) return slots;
-    rv = functions_->C_GetSlotList(token_present ? CK_TRUE : CK_FALSE, slots.data(), &count);
+    rv = gated([&] {
+      return functions_->C_GetSlotList(token_present ? CK_TRUE : CK_FALSE, slots.data(), &count);
+    });
     if (rv == CKR_BUFFER_TOO_SMALL) continue;
     if (rv != CKR_OK) return Error::from_rv(rv, "C_GetSlotList", "slots");
     slots.resize(count);
@@ -153,7 +166,7 @@ Result<std::vector<CK_SLOT_ID>> Module::slots(bool token_present) {
 
 Result<TokenInfo> Module::token_info(CK_SLOT_ID slot) {
   CK_TOKEN_INFO raw{};
-  CK_RV rv = functions_->C_GetTokenInfo(slot, &raw);
+  CK_RV rv = gated([&] { return functions_->C_GetTokenInfo(slot, &raw); });
   if (rv != CKR_OK) return Error::from_rv(rv, "C_GetTokenInfo", "token_info");
   TokenInfo info;
   info.slot = slot;
@@ -189,10 +202,10 @@ Result<CK_SLOT_ID> Module::find_token(const TokenSelector& selector) {
 
 Result<std::vector<CK_MECHANISM_TYPE>> Module::mechanisms(CK_SLOT_ID slot) {
   CK_ULONG count = 0;
-  CK_RV rv = functions_->C_GetMechanismList(slot, nullptr, &count);
+  CK_RV rv = gated([&] { return functions_->C_GetMechanismList(slot, nullptr, &count); });
   if (rv != CKR_OK) return Error::from_rv(rv, "C_GetMechanismList", "mechanisms");
   std::vector<CK_MECHANISM_TYPE> list(count);
-  rv = functions_->C_GetMechanismList(slot, list.data(), &count);
+  rv = gated([&] { return functions_->C_GetMechanismList(slot, list.data(), &count); });
   if (rv != CKR_OK) return Error::from_rv(rv, "C_GetMechanismList", "mechanisms");
   list.resize(count);
   return list;
@@ -202,8 +215,10 @@ Result<void> Module::init_token(CK_SLOT_ID slot, const Pin& so_pin, const std::s
   unsigned char padded[32];
   std::memset(padded, ' ', sizeof padded);
   std::memcpy(padded, label.data(), std::min(label.size(), sizeof padded));
-  CK_RV rv = functions_->C_InitToken(slot, const_cast<CK_UTF8CHAR_PTR>(so_pin.data()),
-                                     so_pin.size(), padded);
+  CK_RV rv = gated([&] {
+    return functions_->C_InitToken(slot, const_cast<CK_UTF8CHAR_PTR>(so_pin.data()), so_pin.size(),
+                                   padded);
+  });
   if (rv != CKR_OK) return Error::from_rv(rv, "C_InitToken", "init_token");
   return success();
 }
@@ -215,7 +230,8 @@ Result<Session> Module::open_session(CK_SLOT_ID slot, SessionMode mode,
   CK_SESSION_HANDLE handle = CK_INVALID_HANDLE;
   std::chrono::steady_clock::time_point start;
   if (observer != nullptr) start = std::chrono::steady_clock::now();
-  CK_RV rv = functions_->C_OpenSession(slot, flags, nullptr, nullptr, &handle);
+  CK_RV rv =
+      gated([&] { return functions_->C_OpenSession(slot, flags, nullptr, nullptr, &handle); });
   if (observer != nullptr) {
     const auto duration = std::chrono::steady_clock::now() - start;
     observer->on_call(CallRecord{"C_OpenSession", rv == CKR_OK ? handle : CK_INVALID_HANDLE, slot,
@@ -229,7 +245,7 @@ Result<Session> Module::open_session(CK_SLOT_ID slot, SessionMode mode,
 }
 
 Result<void> Module::close_all_sessions(CK_SLOT_ID slot) {
-  CK_RV rv = functions_->C_CloseAllSessions(slot);
+  CK_RV rv = gated([&] { return functions_->C_CloseAllSessions(slot); });
   if (rv != CKR_OK) return Error::from_rv(rv, "C_CloseAllSessions", "close_all_sessions");
   return success();
 }

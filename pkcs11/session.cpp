@@ -3,6 +3,8 @@
 #include <chrono>
 #include <utility>
 
+#include "pkcs11/fork_gate.hpp"
+
 namespace hsmactor::pkcs11 {
 namespace {
 
@@ -61,11 +63,15 @@ Bytes unwrap_octet_string(const Bytes& der) {
 
 template <class F>
 CK_RV Session::call(const char* function, F&& c_call) const {
-  if (observer_ == nullptr) return c_call();
+  auto gated_call = [&] {
+    ForkGateScope gate;  // see fork_gate.hpp
+    return c_call();
+  };
+  if (observer_ == nullptr) return gated_call();
   // The handle is read before the call: C_CloseSession forgets it inside.
   const CK_SESSION_HANDLE session = handle_;
   const auto start = std::chrono::steady_clock::now();
-  const CK_RV rv = c_call();
+  const CK_RV rv = gated_call();
   const auto duration = std::chrono::steady_clock::now() - start;
   observer_->on_call(CallRecord{function, session, slot_,
                                 std::chrono::duration_cast<std::chrono::nanoseconds>(duration),
@@ -120,12 +126,19 @@ Result<SessionInfo> Session::info() const {
 }
 
 Result<void> Session::login(CK_USER_TYPE user_type, const Pin& pin) {
+  auto made = login_made_here(user_type, pin);
+  if (!made) return made.error();
+  return success();
+}
+
+Result<bool> Session::login_made_here(CK_USER_TYPE user_type, const Pin& pin) {
   CK_RV rv = call("C_Login", [&] {
     return functions_->C_Login(handle_, user_type, const_cast<CK_UTF8CHAR_PTR>(pin.data()),
                                pin.size());
   });
-  if (rv != CKR_OK && rv != CKR_USER_ALREADY_LOGGED_IN) return fail(rv, "C_Login", "login");
-  return success();
+  if (rv == CKR_USER_ALREADY_LOGGED_IN) return false;
+  if (rv != CKR_OK) return fail(rv, "C_Login", "login");
+  return true;
 }
 
 Result<void> Session::logout() {

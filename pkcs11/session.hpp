@@ -101,6 +101,11 @@ class Session {
   /// is per token; another session may have done it). CKR_PIN_INCORRECT,
   /// CKR_PIN_LOCKED and CKR_USER_PIN_NOT_INITIALIZED come back as errors.
   Result<void> login(CK_USER_TYPE user_type, const Pin& pin);
+  /// Logs in like login() and says whether this call made the login: false
+  /// for CKR_USER_ALREADY_LOGGED_IN (another session, perhaps another
+  /// consumer's, holds it; then the PIN was not checked and the login is not
+  /// ours to end).
+  Result<bool> login_made_here(CK_USER_TYPE user_type, const Pin& pin);
   /// Logs the token out for every session of this process; only the owner of
   /// the token's login should call it. CKR_USER_NOT_LOGGED_IN counts as success.
   Result<void> logout();

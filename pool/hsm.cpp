@@ -607,7 +607,8 @@ Result<Token> Hsm::open_token(const TokenOptions& requested) {
                        "open_token");
   }
   if (auto invalid = check_limits(options)) return *invalid;
-  auto lease = acquire_library(runtime_, options.module_path);
+  auto lease = acquire_library(runtime_, options.module_path, std::chrono::seconds(30),
+                               options.finalize);
   if (!lease) return lease.error().in_operation("open_token");
   auto& module = (*lease)->module();
   pkcs11::TokenSelector selector;

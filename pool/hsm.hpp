@@ -25,6 +25,7 @@
 
 #include "actors/executor.hpp"
 #include "actors/future.hpp"
+#include "actors/library_registry.hpp"
 #include "actors/protocol.hpp"
 #include "actors/runtime.hpp"
 #include "pkcs11/attributes.hpp"
@@ -70,6 +71,11 @@ struct TokenOptions {
   static constexpr std::size_t kMaxSessions = 1024;
   static constexpr std::size_t kMaxQueueLimit = std::size_t{1} << 20;
   static constexpr std::chrono::hours kMaxDeadline{24 * 366};
+  /// Whether the module's last release calls C_Finalize (the open that
+  /// starts the module decides; see FinalizePolicy). Default: never, since
+  /// another consumer in the process may use the module through a path
+  /// hsmactor cannot see (a wrapper module, p11-kit's proxy).
+  FinalizePolicy finalize = FinalizePolicy::never;
 };
 
 /// Receives trace events, one at a time and in order, on the token's executor

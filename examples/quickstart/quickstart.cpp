@@ -28,7 +28,8 @@ int main() {
     if (!signature) std::fprintf(stderr, "%s\n", signature.error().message().c_str());
   }
 
-  // Callbacks, for async servers: runs once on an actor thread; must not block.
+  // Callbacks, for async servers: runs once on hsmactor's completion pool
+  // (or the executor given in TokenOptions), never on a session thread.
   token->sign(key, hsmactor::Mechanism::ecdsa(), digest,
               [](hsmactor::Result<hsmactor::Bytes> signature) {
                 std::printf("callback: %s\n", signature ? "signed" : "failed");

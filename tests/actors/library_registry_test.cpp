@@ -5,6 +5,8 @@
 #include <thread>
 #include <vector>
 
+#include "actors/process.hpp"
+
 #include "tests/fault/fault_control.hpp"
 #include "tests/support/softhsm_token.hpp"
 
@@ -31,7 +33,7 @@ RegistryRig& rig() {
 
 }  // namespace
 
-TEST_CASE("16 threads acquiring one module initialise it once; the last release finalises it once") {
+TEST_CASE("16 threads acquiring one module initialise it once; on_last_release finalises it once") {
   auto& r = rig();
   r.faults.reset_counts();
   auto runtime = Runtime::create();
@@ -41,7 +43,8 @@ TEST_CASE("16 threads acquiring one module initialise it once; the last release 
     std::vector<std::thread> threads;
     for (int i = 0; i < 16; ++i) {
       threads.emplace_back([&, i] {
-        auto lease = acquire_library(runtime, r.fault_path);
+        auto lease = acquire_library(runtime, r.fault_path, std::chrono::seconds(30),
+                                     FinalizePolicy::on_last_release);
         if (lease) {
           leases[i] = *lease;
         } else {
@@ -59,6 +62,106 @@ TEST_CASE("16 threads acquiring one module initialise it once; the last release 
   leases[15].reset();
   CHECK(r.faults.call_count("C_Finalize") == 1);
   CHECK(library_users(r.fault_path) == 0);
+}
+
+namespace {
+
+// Logs the rig's token in through `lease`'s supervisor, out again, and returns
+// the token generation the login reported.
+std::uint64_t login_generation(Runtime& runtime, const LibraryLease& lease) {
+  auto slot = lease.module()->find_token(pkcs11::TokenSelector::by_label(rig().token.label));
+  REQUIRE(slot.ok());
+  PinBox box{std::make_shared<const Pin>(rig().token.user_pin)};
+  auto generation = runtime
+                        .ask<std::uint64_t>(lease.supervisor(), std::chrono::seconds(10),
+                                            login_atom::value, std::uint64_t{*slot}, box)
+                        .get();
+  REQUIRE(generation.ok());
+  auto stats = runtime.ask<SupervisorStats>(lease.supervisor(), std::chrono::seconds(10),
+                                            stats_atom::value)
+                   .get();
+  REQUIRE(stats.ok());
+  CHECK(stats->generation == *generation);
+  auto out = runtime.ask<bool>(lease.supervisor(), std::chrono::seconds(10), logout_atom::value,
+                               std::uint64_t{*slot})
+                 .get();
+  CHECK(out.ok());
+  return *generation;
+}
+
+}  // namespace
+
+TEST_CASE("a token's generation after its module is released and acquired again is a new one") {
+  auto& r = rig();
+  auto runtime = Runtime::create();
+  std::vector<std::uint64_t> generations;
+  for (auto policy : {FinalizePolicy::on_last_release, FinalizePolicy::on_last_release,
+                      FinalizePolicy::never, FinalizePolicy::never}) {
+    auto lease = acquire_library(runtime, r.fault_path, std::chrono::seconds(30), policy);
+    REQUIRE(lease.ok());
+    generations.push_back(login_generation(*runtime, **lease));
+  }
+  // A generation never comes back: a handle cached under the first cannot
+  // pass for one of a later initialisation.
+  const std::uint64_t unused_since = next_epoch();
+  for (std::size_t i = 0; i < generations.size(); ++i) {
+    CHECK(generations[i] != 0);
+    CHECK(generations[i] < unused_since);
+    for (std::size_t j = i + 1; j < generations.size(); ++j)
+      CHECK(generations[i] != generations[j]);
+  }
+  // Left initialised by the `never` rounds; nothing else uses it now.
+  auto plain = pkcs11::Module::load(r.fault_path);
+  REQUIRE(plain.ok());
+  REQUIRE((*plain)->finalize().ok());
+}
+
+TEST_CASE("on_last_release finalises: a plain C_Initialize afterwards initialises afresh") {
+  auto& r = rig();
+  {
+    auto runtime = Runtime::create();
+    auto lease = acquire_library(runtime, r.fault_path, std::chrono::seconds(30),
+                                 FinalizePolicy::on_last_release);
+    REQUIRE(lease.ok());
+  }
+  auto plain = pkcs11::Module::load(r.fault_path);
+  REQUIRE(plain.ok());
+  auto outcome = (*plain)->initialize();
+  REQUIRE(outcome.ok());
+  CHECK(*outcome == pkcs11::InitOutcome::initialized);
+  REQUIRE((*plain)->finalize().ok());
+}
+
+TEST_CASE("under never the module stays initialised and a re-acquisition knows it is ours") {
+  auto& r = rig();
+  r.faults.reset_counts();
+  auto runtime = Runtime::create();
+  {
+    auto lease = acquire_library(runtime, r.fault_path);  // FinalizePolicy::never
+    REQUIRE(lease.ok());
+  }
+  CHECK(r.faults.call_count("C_Finalize") == 0);
+  auto plain = pkcs11::Module::load(r.fault_path);
+  REQUIRE(plain.ok());
+  auto outcome = (*plain)->initialize();
+  REQUIRE(outcome.ok());
+  CHECK(*outcome == pkcs11::InitOutcome::already_initialized);
+  {
+    auto again = acquire_library(runtime, r.fault_path, std::chrono::seconds(30),
+                                 FinalizePolicy::on_last_release);
+    REQUIRE(again.ok());
+    auto stats = runtime->ask<SupervisorStats>((*again)->supervisor(), std::chrono::seconds(10),
+                                               stats_atom::value)
+                     .get();
+    REQUIRE(stats.ok());
+    CHECK(stats->owns_module);
+  }
+  // That acquisition started the module with on_last_release, and it is ours.
+  CHECK(r.faults.call_count("C_Finalize") == 1);
+  outcome = (*plain)->initialize();
+  REQUIRE(outcome.ok());
+  CHECK(*outcome == pkcs11::InitOutcome::initialized);
+  REQUIRE((*plain)->finalize().ok());
 }
 
 TEST_CASE("a module another consumer initialised is used and never finalised by us") {
