@@ -215,6 +215,31 @@ TEST_CASE("one Key used on two tokens signs with each token's own key") {
   }
 }
 
+TEST_CASE("a Key kept across a module finalise and re-initialise signs with its own key") {
+  faults().reset();
+  TokenOptions options = testing::options_for(pool_test_token());
+  options.finalize = FinalizePolicy::on_last_release;
+  Key ec256 = Key::private_key(testing::TestKeyLabels::ec256);
+  Key ec384 = Key::private_key(testing::TestKeyLabels::ec384);
+  Bytes digest = testing::openssl::sha256(bytes_of("epochs"));
+  Hsm hsm;
+  const auto initializations = faults().call_count("C_Initialize");
+  {
+    Token token = testing::open_or_throw(hsm, options);
+    REQUIRE(token.sign(ec256, Mechanism::ecdsa(), digest).get(10s).ok());  // caches a handle
+  }  // the last user: the module is finalised
+  Token token = testing::open_or_throw(hsm, options);
+  REQUIRE(faults().call_count("C_Initialize") > initializations + 1);
+  // In the new initialisation ec384 may be given the handle ec256 had.
+  auto p384 = token.sign(ec384, Mechanism::ecdsa(), digest).get(10s);
+  REQUIRE(p384.ok());
+  CHECK(p384->size() == 96);
+  auto p256 = token.sign(ec256, Mechanism::ecdsa(), digest).get(10s);
+  REQUIRE(p256.ok());
+  CHECK(p256->size() == 64);  // before: 96 bytes, a P-384 signature by the wrong key
+  CHECK(testing::openssl::verify_ecdsa(pool_test_token().ec256_public, digest, *p256));
+}
+
 TEST_CASE("open_token refuses options beyond what the pool can honour") {
   faults().reset();
   Hsm hsm;
