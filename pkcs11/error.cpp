@@ -100,9 +100,13 @@ std::string Error::rv_name() const {
 }
 
 std::string Error::message() const {
+  // An error from from_rv names its code even when that code is CKR_OK (a
+  // function that "succeeded" without its result); a pkcs11_error without any
+  // code or function still says what it is, so no message is ever empty.
+  const bool has_code = rv_ != CKR_OK || !function_.empty();
   std::string text;
-  if (condition_ != Condition::pkcs11_error) text = to_string(condition_);
-  if (rv_ != CKR_OK) {
+  if (condition_ != Condition::pkcs11_error || !has_code) text = to_string(condition_);
+  if (has_code) {
     char code[32];
     std::snprintf(code, sizeof code, " (0x%lx)", static_cast<unsigned long>(rv_));
     if (!text.empty()) text += ": ";

@@ -17,6 +17,31 @@ std::string padded_field(const unsigned char (&field)[N]) {
   return text;
 }
 
+/// Returns true when the path of `text` (up to `query`) has an attribute that
+/// is empty or only white space, other than one empty attribute at its end.
+/// p11-kit 0.24 stops parsing at such an attribute (it skips white space the
+/// way RFC 3986 appendix C allows) and reports success, silently dropping the
+/// serial, module-path or pin-value written after it.
+bool has_empty_attribute(std::string_view text, std::size_t query) {
+  const std::size_t colon = text.find(':');
+  if (colon == std::string_view::npos || colon >= query) return false;
+  std::string_view path = text.substr(colon + 1, query == std::string_view::npos
+                                                     ? std::string_view::npos
+                                                     : query - colon - 1);
+  if (path.empty()) return false;
+  while (true) {
+    const std::size_t semicolon = path.find(';');
+    const std::string_view attribute = path.substr(0, semicolon);
+    const bool last = semicolon == std::string_view::npos;
+    if (attribute.find_first_not_of(" \n\r\v") == std::string_view::npos &&
+        !(last && attribute.empty())) {
+      return true;
+    }
+    if (last) return false;
+    path.remove_prefix(semicolon + 1);
+  }
+}
+
 struct UriDeleter {
   void operator()(P11KitUri* uri) const { p11_kit_uri_free(uri); }
 };
@@ -27,6 +52,19 @@ Result<TokenUri> parse_token_uri(std::string_view text) {
   // p11-kit wants a NUL-terminated string; an embedded NUL would cut it short.
   if (text.find('\0') != std::string_view::npos) {
     return Error::make(Condition::invalid_argument, "not a valid pkcs11: URI: it contains a NUL",
+                       "open_token");
+  }
+  // p11-kit returns query values (pin-value, module-path, ...) as C strings, so
+  // an encoded NUL there would silently cut the PIN or the path short.
+  const std::size_t query = text.find('?');
+  if (query != std::string_view::npos && text.find("%00", query) != std::string_view::npos) {
+    return Error::make(Condition::invalid_argument,
+                       "not a valid pkcs11: URI: its query contains an encoded NUL (%00)",
+                       "open_token");
+  }
+  if (has_empty_attribute(text, query)) {
+    return Error::make(Condition::invalid_argument,
+                       "not a valid pkcs11: URI: it has an empty attribute (\";;\")",
                        "open_token");
   }
   std::unique_ptr<P11KitUri, UriDeleter> uri(p11_kit_uri_new());
