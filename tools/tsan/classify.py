@@ -95,6 +95,8 @@ def main(paths):
 
 
 if __name__ == "__main__":
+    import signal
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `| head` ends quietly
     if len(sys.argv) < 2:
         print(__doc__)
         sys.exit(2)
