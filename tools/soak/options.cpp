@@ -56,6 +56,8 @@ std::string usage() {
          "  --sessions N       the pool's max_sessions (default 4)\n"
          "  --hang-limit S     seconds after the end before an open request hangs "
          "(default 30)\n"
+         "  --tolerate-stream-key-bug  count CKR_OBJECT_HANDLE_INVALID from a stream's\n"
+         "                     C_SignInit in a pull window apart (a known library bug)\n"
          "Exits 0 when every request got exactly one right answer or an allowed error,\n"
          "1 on any duplicate, hang, tracker violation or wrong answer, 2 on bad usage.\n";
 }
@@ -117,6 +119,10 @@ Result<SoakOptions> parse_options(int argc, const char* const* argv) {
     std::string arg = argv[i];
     if (arg == "--help" || arg == "-h") {
       options.help = true;
+      continue;
+    }
+    if (arg == "--tolerate-stream-key-bug") {
+      options.tolerate_stream_key_bug = true;
       continue;
     }
     std::string value;

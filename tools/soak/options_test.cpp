@@ -36,6 +36,8 @@ TEST_CASE("flags take their value after a space or an equals sign") {
   CHECK(options->module == "/m.so");
   CHECK(options->token_dir == "/t");
   CHECK(options->verify_every == 100);
+  CHECK_FALSE(options->tolerate_stream_key_bug);
+  CHECK(parse({"--tolerate-stream-key-bug"})->tolerate_stream_key_bug);
 }
 
 TEST_CASE("unknown flags, missing values and values out of range are refused") {

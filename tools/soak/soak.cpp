@@ -49,6 +49,12 @@ Mode pick_mode(std::uint32_t roll) {
   return roll < 2 ? Mode::then : roll == 2 ? Mode::future_get : Mode::callback;
 }
 
+const char* kind_name(Kind kind) {
+  static const char* const kNames[] = {"ecdsa",  "rsa",           "hmac",       "random",
+                                       "digest", "stream_digest", "stream_hmac"};
+  return kNames[static_cast<int>(kind)];
+}
+
 bool is_stream(Kind kind) { return kind == Kind::stream_digest || kind == Kind::stream_hmac; }
 
 std::int64_t ns_of(Clock::time_point t) {
@@ -136,11 +142,12 @@ struct Soak::State {
 
   // Counts, merged from every thread.
   std::atomic<std::size_t> duplicates{0}, ok{0}, verified{0}, wrong{0}, allowed{0}, failed{0},
-      not_sent{0};
+      known_bug{0}, not_sent{0};
   std::atomic<std::size_t> by_future_get{0}, by_then{0}, by_callback{0}, streams{0};
   std::atomic<std::size_t> stale_injected{0}, pulls_recovered{0};
   std::mutex report_mutex;
-  std::map<std::string, std::size_t> allowed_by_code, failed_by_code;  // by report_mutex
+  std::map<std::string, std::size_t> allowed_by_code, failed_by_code,
+      known_by_code;  // by report_mutex
   std::vector<std::string> first_failures;                             // by report_mutex
   std::vector<long> recovery_ms;                                       // by report_mutex
 
@@ -223,11 +230,16 @@ struct Soak::State {
     return context;
   }
 
+  std::string ms_after_start(Clock::time_point t) const {
+    return std::to_string(
+        std::chrono::duration_cast<std::chrono::milliseconds>(t - started).count());
+  }
+
   void note_failure(std::size_t id, Kind kind, const std::string& why) {
     std::lock_guard<std::mutex> lock(report_mutex);
     if (first_failures.size() < kMaxFailuresShown) {
-      first_failures.push_back("request " + std::to_string(id) + " (kind " +
-                               std::to_string(static_cast<int>(kind)) + "): " + why);
+      first_failures.push_back("request " + std::to_string(id) + " (" + kind_name(kind) +
+                               "): " + why);
     }
   }
 
@@ -261,7 +273,16 @@ struct Soak::State {
       return;
     }
     const Error& error = answer.error();
-    const bool fine = allowed_error(error, context_of(sent, when));
+    const FaultContext context = context_of(sent, when);
+    const bool fine = allowed_error(error, context);
+    if (!fine && options.tolerate_stream_key_bug && is_stream(kind) && context.pull_window &&
+        (error.rv() == CKR_OBJECT_HANDLE_INVALID || error.rv() == CKR_KEY_HANDLE_INVALID)) {
+      // The known library bug (see RESULTS.md): counted apart, not a failure.
+      known_bug++;
+      std::lock_guard<std::mutex> lock(report_mutex);
+      known_by_code[code_of(error)]++;
+      return;
+    }
     {
       std::lock_guard<std::mutex> lock(report_mutex);
       (fine ? allowed_by_code : failed_by_code)[code_of(error)]++;
@@ -270,7 +291,8 @@ struct Soak::State {
       allowed++;
     } else {
       failed++;
-      note_failure(id, kind, error.message());
+      note_failure(id, kind, error.message() + " (sent at " + ms_after_start(sent) +
+                                 " ms, answered at " + ms_after_start(when) + " ms)");
     }
   }
 
@@ -564,10 +586,8 @@ Report Soak::run() {
     if (count == 0) {
       report.hangs++;
       if (report.hung.size() < kMaxFailuresShown && i < options.requests) {
-        static const char* const kKinds[] = {"ecdsa", "rsa", "hmac", "random", "digest",
-                                             "stream_digest", "stream_hmac"};
         static const char* const kModes[] = {"get", "then", "callback", "stream"};
-        report.hung.push_back("request " + std::to_string(i) + " " + kKinds[st.sent_kind[i]] +
+        report.hung.push_back("request " + std::to_string(i) + " " + kind_name(static_cast<Kind>(st.sent_kind[i])) +
                               " by " + kModes[st.sent_mode[i]] + ", sent at " +
                               std::to_string(st.sent_ms[i]) + " ms");
       }
@@ -581,6 +601,7 @@ Report Soak::run() {
   report.wrong = st.wrong;
   report.allowed_errors = st.allowed;
   report.failed_errors = st.failed;
+  report.known_bug_errors = st.known_bug;
   report.by_future_get = st.by_future_get;
   report.by_then = st.by_then;
   report.by_callback = st.by_callback;
@@ -600,12 +621,17 @@ Report Soak::run() {
                                  std::to_string(ms_of(st.pull_end.get(p))) + " ms");
   }
   for (std::size_t k = 0; k < st.kill_at.size(); ++k) {
+    if (k == kMaxFailuresShown) {
+      report.fault_times.push_back("and " + std::to_string(st.kill_at.size() - k) + " kills more");
+      break;
+    }
     report.fault_times.push_back("kill " + std::to_string(ms_of(st.kill_at.get(k))) + " ms");
   }
   {
     std::lock_guard<std::mutex> lock(st.report_mutex);
     report.allowed_by_code = st.allowed_by_code;
     report.failed_by_code = st.failed_by_code;
+    report.known_by_code = st.known_by_code;
     report.first_failures = st.first_failures;
     report.recovery_ms = st.recovery_ms;
   }
@@ -648,7 +674,12 @@ void Report::print(std::ostream& out) const {
   out << "right answers:       " << ok << " (" << verified << " checked with OpenSSL)\n"
       << "wrong answers:       " << wrong << "\n"
       << "allowed errors:      " << allowed_errors << ":" << codes(allowed_by_code) << "\n"
-      << "failed errors:       " << failed_errors << ":" << codes(failed_by_code) << "\n"
+      << "failed errors:       " << failed_errors << ":" << codes(failed_by_code) << "\n";
+  if (known_bug_errors != 0) {
+    out << "known library bug:   " << known_bug_errors << ":" << codes(known_by_code)
+        << " (a stream's C_SignInit with a key handle gone stale in a pull; tolerated)\n";
+  }
+  out
       << "tracker violations:  " << violations
       << (last_violation.empty() ? "" : " (last: " + last_violation + ")") << "\n"
       << "max threads inside:  " << max_threads_inside << "\n"
