@@ -50,6 +50,7 @@ using sweep_atom = caf::atom_constant<caf::atom("sweep")>;
 using grow_atom = caf::atom_constant<caf::atom("grow")>;
 using serve_atom = caf::atom_constant<caf::atom("serve")>;
 using pull_atom = caf::atom_constant<caf::atom("pull")>;
+using kill_atom = caf::atom_constant<caf::atom("kill")>;
 
 /// The single-shot operations a session actor performs.
 enum class Op : std::uint8_t {

@@ -446,6 +446,14 @@ pool_actor::behavior_type pool_impl(pool_pointer self, supervisor_actor supervis
         if (!state.sweeping) state.queue().rearm_starved();
       },
       [self](grow_atom) { grow(self); },
+      // Test-only: kills one session actor, whatever it is doing; the down
+      // handler replaces it as for any session that dies.
+      [self](kill_atom) {
+        auto& sessions = self->state.sessions;
+        if (!sessions.empty()) {
+          self->send_exit(sessions.begin()->second.handle, caf::exit_reason::kill);
+        }
+      },
   };
 }
 

@@ -61,7 +61,9 @@ typename Inspector::result_type inspect(Inspector& f, PoolMetrics& x) {
            x.operations);
 }
 
-/// The pool's typed interface.
+/// The pool's typed interface. kill_atom is test-only (the soak tool): the pool
+/// kills one of its session actors, to exercise a session that dies with
+/// requests in flight.
 using pool_actor = caf::typed_actor<
     caf::replies_to<run_atom, Job>::with<JobResult>,
     caf::replies_to<open_atom, StreamSpec>::with<PinnedSession>,
@@ -69,7 +71,8 @@ using pool_actor = caf::typed_actor<
     caf::replies_to<stats_atom>::with<PoolMetrics>,
     caf::replies_to<stop_atom>::with<bool>,
     caf::reacts_to<sweep_atom>,
-    caf::reacts_to<grow_atom>>;
+    caf::reacts_to<grow_atom>,
+    caf::reacts_to<kill_atom>>;
 
 /// How a pool is sized.
 struct PoolSettings {

@@ -58,6 +58,10 @@ std::string use_private_softhsm_config() {
 
 TestToken create_test_token(const std::string& label, const std::string& module_path) {
   use_private_softhsm_config();
+  return init_test_token(label, module_path);
+}
+
+TestToken init_test_token(const std::string& label, const std::string& module_path) {
   TestToken token;
   token.module_path = module_path.empty() ? softhsm2_module_path() : module_path;
   token.label = label;

@@ -39,6 +39,10 @@ struct TestToken {
 /// forwards to it). Leaves the module finalised if it found it so.
 TestToken create_test_token(const std::string& label, const std::string& module_path = "");
 
+/// As create_test_token, in the token directory SOFTHSM2_CONF already names
+/// (for tools that choose it themselves); sets no configuration.
+TestToken init_test_token(const std::string& label, const std::string& module_path = "");
+
 /// A module initialised for the test and one user-logged-in session; finalises
 /// on destruction if it initialised the module.
 class LoggedInSession {
