@@ -331,10 +331,24 @@ session_actor::behavior_type session_impl(session_pointer self,
         if (spec.kind == StreamKind::digest) {
           started = st.session.digest_init(spec.mechanism);
         } else {
+          auto init = [&](CK_OBJECT_HANDLE key) {
+            return spec.kind == StreamKind::sign ? st.session.sign_init(spec.mechanism, key)
+                                                 : st.session.verify_init(spec.mechanism, key);
+          };
           auto key = resolve_key(st.session, spec.key, st.generation, st.keys);
           if (!key) return fail_stream(self, key.error().in_operation("stream_begin"));
-          started = spec.kind == StreamKind::sign ? st.session.sign_init(spec.mechanism, *key)
-                                                  : st.session.verify_init(spec.mechanism, *key);
+          started = init(*key);
+          if (!started && (started.error().rv() == CKR_OBJECT_HANDLE_INVALID ||
+                           started.error().rv() == CKR_KEY_HANDLE_INVALID)) {
+            // A cached handle the token no longer knows: look the key up once
+            // more, as single-shot jobs do (execute_job), never use it blindly.
+            st.keys.forget(spec.key.query);
+            KeyRef fresh = spec.key;
+            fresh.handle = 0;
+            key = resolve_key(st.session, fresh, st.generation, st.keys);
+            if (!key) return fail_stream(self, key.error().in_operation("stream_begin"));
+            started = init(*key);
+          }
         }
         if (!started) return fail_stream(self, started.error());
         st.streaming = true;

@@ -3,11 +3,6 @@
 # module with 1% stale sessions, one token pull and two killed session
 # actors. hsmactor-soak exits non-zero on any duplicate, hang, tracker
 # violation, wrong answer or unexplained error.
-#
-# --tolerate-stream-key-bug: a known library bug (tools/soak/RESULTS.md) can
-# fail a few HMAC streams begun around the pull with CKR_OBJECT_HANDLE_INVALID;
-# they are counted and printed, not failed. Drop the flag with the fix.
 set -euo pipefail
 soak="$1"
-exec "$soak" --requests 100000 --callers 32 --stale-rate 0.01 --pulls 1 --kills 2 --seed 1 \
-  --tolerate-stream-key-bug
+exec "$soak" --requests 100000 --callers 32 --stale-rate 0.01 --pulls 1 --kills 2 --seed 1
