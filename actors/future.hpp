@@ -73,8 +73,9 @@ class Future {
   }
 
   /// Returns the answer if it arrives within `timeout` (the future becomes
-  /// invalid), or else an Error with Condition::deadline_exceeded (the future
-  /// stays valid and may be waited on again).
+  /// invalid), or else an Error with Condition::wait_timeout (the future
+  /// stays valid and may be waited on again; the request's own deadline
+  /// answers deadline_exceeded instead).
   template <class Rep, class Period>
   Result<T> get(std::chrono::duration<Rep, Period> timeout) {
     if (!state_) return invalid_error();
@@ -86,7 +87,7 @@ class Future {
                     std::chrono::ceil<std::chrono::steady_clock::duration>(timeout);
     std::optional<Result<T>> result = state_->take_until(deadline);
     if (!result) {
-      return Error::make(Condition::deadline_exceeded, "the future was not resolved in time");
+      return Error::make(Condition::wait_timeout, "the future was not resolved in time");
     }
     state_.reset();
     return std::move(*result);

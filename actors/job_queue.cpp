@@ -183,6 +183,24 @@ PushOutcome JobQueue::push(QueuedJobPtr& job) {
   return PushOutcome::queued;
 }
 
+PushOutcome JobQueue::admit(QueuedJobPtr job) {
+  PushOutcome outcome = push(job);
+  switch (outcome) {
+    case PushOutcome::queued:
+      break;
+    case PushOutcome::overloaded:
+      job->complete(Error::make(Condition::overloaded,
+                                "all sessions are busy and " + std::to_string(limit_) +
+                                    " requests are already waiting",
+                                to_string(job->job.op)));
+      break;
+    case PushOutcome::closed:
+      answer_closed(*job);
+      break;
+  }
+  return outcome;
+}
+
 QueuedJobPtr JobQueue::take_side_front() {
   if (side_.empty()) return nullptr;
   QueuedJobPtr job = std::move(side_.front());

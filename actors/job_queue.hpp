@@ -29,8 +29,9 @@
 // once the queue is closed.
 //
 // Usage (producer):
-//   auto job = std::make_unique<QueuedJob>(std::move(request), std::move(done));
-//   if (queue->push(job) != PushOutcome::queued) job->complete(overloaded_error);
+//   queue->admit(queue->make_job(std::move(request), std::move(done)));
+//   // done gets the answer exactly once: from a session, or at once with
+//   // overloaded or shutting_down
 #pragma once
 
 #include <atomic>
@@ -119,6 +120,11 @@ class JobQueue {
   /// Queues `job` (taking it) and wakes a parked consumer if none is awake to
   /// see it; on overloaded or closed, `job` stays with the caller, unanswered.
   PushOutcome push(QueuedJobPtr& job);
+
+  /// The one admission of every request, whoever sends it: queues `job`, or
+  /// answers it at once with overloaded (the queue is full) or shutting_down
+  /// (the queue is closed). Returns what happened.
+  PushOutcome admit(QueuedJobPtr job);
 
   /// Called (on the producer's thread) when jobs wait and no consumer is idle,
   /// at most once until rearm_starved(); set before the queue is shared.

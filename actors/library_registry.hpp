@@ -27,27 +27,12 @@
 #include <memory>
 #include <string>
 
+#include "actors/options.hpp"
 #include "actors/protocol.hpp"
 #include "actors/runtime.hpp"
 #include "pkcs11/module.hpp"
 
 namespace hsmactor {
-
-/// Whether the last release of a module calls C_Finalize. The acquisition
-/// that starts a module (the first, or the first after a last release)
-/// decides; acquisitions that join a running module do not change it.
-enum class FinalizePolicy {
-  /// Never (the default). The process's exit cleans up; on the last release
-  /// the sessions are closed and a login we made is logged out anyway. Safe
-  /// when something else in the process reaches the same module, e.g. through
-  /// a wrapper module: finalising under it would pull the module from under
-  /// its calls. A later acquisition knows the module is still ours.
-  never,
-  /// On the last release of a module we initialised. Only for processes in
-  /// which nothing else uses the module, by any path. Never in a child for a
-  /// module the parent had initialised.
-  on_last_release,
-};
 
 struct LibraryEntry;
 

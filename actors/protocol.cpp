@@ -10,38 +10,6 @@ constexpr caf::atom_value kErrorCategory = caf::atom("hsmactor");
 
 }  // namespace
 
-const char* to_string(Op op) {
-  switch (op) {
-    case Op::sign: return "sign";
-    case Op::verify: return "verify";
-    case Op::encrypt: return "encrypt";
-    case Op::decrypt: return "decrypt";
-    case Op::digest: return "digest";
-    case Op::random: return "random";
-    case Op::generate_key_pair: return "generate_key_pair";
-    case Op::generate_key: return "generate_key";
-    case Op::create_object: return "create_object";
-    case Op::destroy_object: return "destroy_object";
-    case Op::find_objects: return "find_objects";
-    case Op::get_attributes: return "get_attributes";
-    case Op::export_public_key: return "export_public_key";
-    case Op::login_check: return "login_check";
-  }
-  return "unknown";
-}
-
-bool may_retry_after_stale_session(Op op) {
-  switch (op) {
-    case Op::generate_key_pair:
-    case Op::generate_key:
-    case Op::create_object:
-    case Op::destroy_object:
-      return false;
-    default:
-      return true;
-  }
-}
-
 caf::error to_caf_error(const Error& error) {
   WireError wire;
   wire.condition = static_cast<std::uint8_t>(error.condition());

@@ -8,7 +8,12 @@
 // 8-bit code, where it would be truncated).
 //
 // Usage from an actor:
-//   self->request(pool, 5s, run_atom::value, make_sign_job(key, mechanism, data))
+//   Job job;
+//   job.op = Op::sign;
+//   job.key = signing_key;       // a KeyRef: CKA_CLASS + CKA_LABEL / CKA_ID
+//   job.mechanism = pkcs11::Mechanism::ecdsa();
+//   job.data = digest;
+//   self->request(pool, 5s, run_atom::value, std::move(job))
 //       .then([](JobResult& r) { use(r.bytes); },
 //             [](caf::error& e) { Error error = from_caf_error(e); });
 #pragma once
@@ -21,6 +26,8 @@
 
 #include <caf/all.hpp>
 
+#include "actors/job.hpp"
+#include "actors/operations.hpp"
 #include "pkcs11/attributes.hpp"
 #include "pkcs11/bytes.hpp"
 #include "pkcs11/error.hpp"
@@ -51,90 +58,6 @@ using grow_atom = caf::atom_constant<caf::atom("grow")>;
 using serve_atom = caf::atom_constant<caf::atom("serve")>;
 using pull_atom = caf::atom_constant<caf::atom("pull")>;
 using kill_atom = caf::atom_constant<caf::atom("kill")>;
-
-/// The single-shot operations a session actor performs.
-enum class Op : std::uint8_t {
-  sign,
-  verify,
-  encrypt,
-  decrypt,
-  digest,
-  random,
-  generate_key_pair,
-  generate_key,
-  create_object,
-  destroy_object,
-  find_objects,
-  get_attributes,
-  export_public_key,
-  login_check,  ///< no PKCS#11 work beyond proving the session usable
-};
-
-/// Returns "sign", "verify", ...
-const char* to_string(Op op);
-
-/// Returns true when `op` has no effect that a second attempt would repeat
-/// harmfully; key generation and object creation are not retried because a
-/// first attempt may have created the object before the session died.
-bool may_retry_after_stale_session(Op op);
-
-/// A key, as found by its attributes, with the handle found last time.
-struct KeyRef {
-  /// What identifies the key (CKA_CLASS plus CKA_LABEL and/or CKA_ID).
-  pkcs11::AttributeList query;
-  /// The handle found earlier, valid only in `generation`; 0 = not resolved.
-  std::uint64_t handle = 0;
-  /// The token generation (see LibrarySupervisor) the handle belongs to.
-  std::uint64_t generation = 0;
-};
-
-/// One single-shot request to a session.
-struct Job {
-  Op op = Op::random;
-  pkcs11::Mechanism mechanism;
-  KeyRef key;
-  Bytes data;
-  /// verify: the signature. 
-  Bytes signature;
-  /// random: how many bytes; find_objects: the limit.
-  std::uint64_t length = 0;
-  /// generate_key_pair: public, private; generate_key / create_object: first.
-  pkcs11::AttributeList attributes;
-  pkcs11::AttributeList private_attributes;
-  /// get_attributes: which ones; destroy_object / get_attributes /
-  /// export_public_key may name an object by handle instead of `key`.
-  std::vector<std::uint64_t> attribute_types;
-  std::uint64_t object = 0;
-  /// steady_clock time (ns since its epoch) after which the job is not started.
-  std::int64_t deadline_ns = 0;
-};
-
-/// The answer to a Job; which fields are set depends on the operation.
-struct JobResult {
-  Bytes bytes;                          ///< sign/encrypt/decrypt/digest/random
-  bool verified = false;                ///< verify
-  std::vector<std::uint64_t> handles;   ///< find_objects; key pair: public, private
-  pkcs11::AttributeList attributes;     ///< get_attributes
-  pkcs11::PublicKey public_key;         ///< export_public_key
-  std::uint64_t key_handle = 0;         ///< the key handle used, for caches
-  std::uint64_t key_generation = 0;     ///< the generation it is valid in
-  std::uint32_t attempts = 1;           ///< 2 when the job was retried on a new session
-};
-
-/// The kinds of multi-part streams.
-enum class StreamKind : std::uint8_t { sign, verify, digest };
-
-/// Opens a multi-part stream on a session actor.
-struct StreamSpec {
-  StreamKind kind = StreamKind::digest;
-  pkcs11::Mechanism mechanism;
-  KeyRef key;
-  std::int64_t deadline_ns = 0;
-  /// Process-unique (next_epoch()), chosen by the caller: every later step
-  /// names it, so a step of an abandoned stream never touches the next one,
-  /// and the caller can give the stream up before it knows its session.
-  std::uint64_t stream_id = 0;
-};
 
 class JobQueue;
 
@@ -200,8 +123,9 @@ std::chrono::nanoseconds time_left(std::int64_t deadline_ns);
 // ---- typed actor interfaces ----
 
 /// One per PKCS#11 session; the only code that touches its handle.
+/// Single-shot jobs reach it only through its pool's JobQueue (serve_atom),
+/// so there is one way a job runs and heals (session_actor.cpp run_pulled).
 using session_actor = caf::typed_actor<
-    caf::replies_to<run_atom, Job>::with<JobResult>,
     caf::replies_to<s_begin_atom, StreamSpec>::with<std::uint64_t>,
     caf::replies_to<s_update_atom, std::uint64_t, Bytes>::with<std::uint64_t>,
     caf::replies_to<s_finish_atom, std::uint64_t, Bytes>::with<JobResult>,

@@ -3,6 +3,9 @@
 #include <pthread.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <thread>
+
 #include "actors/process.hpp"
 
 namespace hsmactor {
@@ -21,6 +24,7 @@ std::shared_ptr<Runtime> Runtime::create(const RuntimeOptions& options) {
   const std::string policy =
       options.scheduler_policy.empty() ? std::string("sharing") : options.scheduler_policy;
   runtime->config_->set("scheduler.policy", caf::atom_from_string(policy));
+  runtime->shutdown_timeout_ = std::max(options.shutdown_timeout, std::chrono::milliseconds(1));
   runtime->owned_system_ = std::make_unique<caf::actor_system>(*runtime->config_);
   runtime->system_ = runtime->owned_system_.get();
   runtime->start_bridge();
@@ -65,6 +69,22 @@ Runtime::~Runtime() {
   }
   caf::anon_send_exit(bridge_, caf::exit_reason::user_shutdown);
   bridge_ = caf::actor();
+  if (!owned_system_) return;
+  // The system's destructor waits for every actor without a bound: wait here
+  // with one, polling (CAF 0.17 offers no timed wait for the running count).
+  auto deadline = std::chrono::steady_clock::now() + shutdown_timeout_;
+  auto pause = std::chrono::microseconds(100);
+  while (owned_system_->registry().running() > 0) {
+    if (std::chrono::steady_clock::now() >= deadline) {
+      // Some actor is stuck (a PKCS#11 call that never returns): destroying
+      // the system would block forever, so it is left running.
+      (void)owned_system_.release();
+      (void)config_.release();
+      return;
+    }
+    std::this_thread::sleep_for(pause);
+    pause = std::min(pause * 2, std::chrono::microseconds(20000));
+  }
   owned_system_.reset();
 }
 

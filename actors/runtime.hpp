@@ -11,8 +11,8 @@
 //
 // Usage:
 //   auto runtime = Runtime::create();
-//   Future<JobResult> f = runtime->ask<JobResult>(session, 5s, run_atom::value, job);
-//   Result<JobResult> r = f.get();
+//   Future<SessionStatus> f = runtime->ask<SessionStatus>(session, 5s, status_atom::value);
+//   Result<SessionStatus> status = f.get();
 #pragma once
 
 #include <sys/types.h>
@@ -24,18 +24,10 @@
 #include <caf/all.hpp>
 
 #include "actors/future.hpp"
+#include "actors/options.hpp"
 #include "actors/protocol.hpp"
 
 namespace hsmactor {
-
-/// How an owned actor system is configured.
-struct RuntimeOptions {
-  /// Scheduler worker threads; 0 keeps CAF's default (max(cores, 4)).
-  std::size_t scheduler_threads = 0;
-  /// "sharing" (hsmactor's default for an actor system of its own) or
-  /// "stealing" (CAF's default).
-  std::string scheduler_policy;
-};
 
 /// A job the bridge runs on its own actor.
 struct BridgeJob {
@@ -49,9 +41,12 @@ class Runtime {
   /// Returns a runtime on the application's actor system, which must outlive it.
   static std::shared_ptr<Runtime> borrow(caf::actor_system& system);
 
-  /// Stops the bridge and, when owned, shuts the actor system down. In a child
-  /// process after fork() it touches nothing (the threads are the parent's)
-  /// and leaks the system on purpose.
+  /// Stops the bridge and, when owned, shuts the actor system down once its
+  /// actors have stopped, waiting at most RuntimeOptions::shutdown_timeout:
+  /// an actor stuck in a PKCS#11 call that never returns would block the
+  /// system's destructor forever, so then the system is left running (leaked).
+  /// In a child process after fork() it touches nothing (the threads are the
+  /// parent's) and leaks the system on purpose.
   ~Runtime();
   Runtime(const Runtime&) = delete;
   Runtime& operator=(const Runtime&) = delete;
@@ -100,6 +95,7 @@ class Runtime {
   std::unique_ptr<caf::actor_system> owned_system_;
   caf::actor_system* system_ = nullptr;
   caf::actor bridge_;
+  std::chrono::milliseconds shutdown_timeout_{30000};
   pid_t pid_ = 0;
   std::uint64_t forks_at_start_ = 0;
 };

@@ -134,23 +134,6 @@ void heal_and_retry(session_pointer self, Job job, Error first, Finish finish) {
           });
 }
 
-// Runs `job`; after a stale code on a job that may be repeated, heals and
-// retries once. `finish` gets the outcome exactly once, now or after the heal.
-void run_job(session_pointer self, const Job& job, Finish finish) {
-  auto& st = self->state;
-  auto result = run_once(st, job);
-  if (result || !pkcs11::is_stale_session_rv(result.error().rv())) {
-    finish(std::move(result));
-    return;
-  }
-  st.discard_session();
-  if (!may_retry_after_stale_session(job.op)) {
-    finish(std::move(result));
-    return;
-  }
-  heal_and_retry(self, job, result.error(), std::move(finish));
-}
-
 void drain(session_pointer self);
 
 // Runs one job taken from the pool's queue.
@@ -305,18 +288,6 @@ session_actor::behavior_type session_impl(session_pointer self,
     return to_caf_error(Error::make(Condition::internal_error, what));
   });
   return {
-      [self](run_atom, Job& job) -> caf::result<JobResult> {
-        if (self->state.streaming) return to_caf_error(pinned_error(to_string(job.op)));
-        auto promise = self->make_response_promise<JobResult>();
-        run_job(self, job, [promise](Result<JobResult> result) mutable {
-          if (result) {
-            promise.deliver(std::move(*result));
-          } else {
-            promise.deliver(to_caf_error(result.error()));
-          }
-        });
-        return promise;
-      },
       [self](s_begin_atom, StreamSpec& spec) -> caf::result<std::uint64_t> {
         auto& st = self->state;
         if (st.streaming) return to_caf_error(pinned_error("stream_begin"));

@@ -3,7 +3,7 @@
 //
 // States and transitions:
 //   closed   --first request--------------------> idle (C_OpenSession)
-//   idle     --run Job--------------------------> idle (one call sequence)
+//   idle     --Job pulled from the pool's queue-> idle (one call sequence)
 //   idle     --stale CKR_* on a single-shot job-> healing: asks the supervisor to
 //            heal (re-initialise, re-login), opens a new session and retries
 //            once; other messages wait (await) until this is done

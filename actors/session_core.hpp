@@ -3,14 +3,15 @@
 // Plain synchronous code with no actors, so it is tested on its own. It
 // resolves key references (using a cached handle only when it belongs to the
 // current generation, and looking the key up again when the token says the
-// handle is gone) and maps each Op to the pkcs11::Session call.
+// handle is gone) and runs each Op as actors/operations.hpp describes it.
 #pragma once
 
 #include <cstdint>
 #include <map>
 #include <string>
 
-#include "actors/protocol.hpp"
+#include "actors/job.hpp"
+#include "actors/operations.hpp"
 #include "pkcs11/session.hpp"
 
 namespace hsmactor {

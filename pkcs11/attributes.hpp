@@ -86,6 +86,12 @@ struct KeyOptions {
   bool sensitive = true;
 };
 
+/// Handles of a generated key pair.
+struct KeyPairHandles {
+  CK_OBJECT_HANDLE public_key = CK_INVALID_HANDLE;
+  CK_OBJECT_HANDLE private_key = CK_INVALID_HANDLE;
+};
+
 /// Everything C_GenerateKeyPair needs.
 struct KeyPairTemplate {
   Mechanism mechanism;

@@ -20,6 +20,7 @@ const char* to_string(Condition condition) {
     case Condition::stream_interrupted: return "stream_interrupted";
     case Condition::broken_promise: return "broken_promise";
     case Condition::forked: return "forked";
+    case Condition::wait_timeout: return "wait_timeout";
     case Condition::internal_error: return "internal_error";
   }
   return "internal_error";
@@ -42,6 +43,7 @@ Category category_of(Condition condition) {
     case Condition::stale_session_retry_failed:
     case Condition::stream_interrupted:
     case Condition::broken_promise:
+    case Condition::wait_timeout:
       return Category::retry;
     case Condition::token_not_found:
     case Condition::object_not_found:

@@ -51,6 +51,9 @@ enum class Condition : std::uint8_t {
   broken_promise,
   /// The process forked; handles from the parent are not usable here.
   forked,
+  /// A local wait (Future::get with a timeout) ended before the answer came;
+  /// the request itself goes on and the future may be waited on again.
+  wait_timeout,
   /// A bug or an unexpected state inside hsmactor.
   internal_error,
 };
@@ -149,6 +152,15 @@ class [[nodiscard]] Result {
   }
 
   T value_or(T fallback) const& { return ok() ? std::get<0>(state_) : std::move(fallback); }
+
+  /// Moves the value out (it must be there) and leaves an internal_error in
+  /// its place, so the Result keeps no copy: `Token token = opened.take();`.
+  T take() {
+    check_ok();
+    T taken = std::move(std::get<0>(state_));
+    state_.template emplace<1>(Error::make(Condition::internal_error, "the value was taken"));
+    return taken;
+  }
 
  private:
   void check_ok() const {

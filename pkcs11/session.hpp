@@ -54,12 +54,6 @@ struct SessionInfo {
   }
 };
 
-/// Handles of a generated key pair.
-struct KeyPairHandles {
-  CK_OBJECT_HANDLE public_key = CK_INVALID_HANDLE;
-  CK_OBJECT_HANDLE private_key = CK_INVALID_HANDLE;
-};
-
 /// An open session (or an empty one after a move or release()).
 class Session {
  public:

@@ -30,18 +30,35 @@ void TraceHub::on_call(const pkcs11::CallRecord& record) noexcept {
 }
 
 void TraceHub::set(std::function<void(const TraceEvent&)> sink) {
+  replace(std::move(sink), /*closing=*/false, /*wait=*/true);
+}
+
+void TraceHub::close() { replace(nullptr, /*closing=*/true, /*wait=*/true); }
+
+void TraceHub::clear() noexcept {
+  try {
+    replace(nullptr, /*closing=*/true, /*wait=*/false);
+  } catch (...) {
+    // Only allocation could throw here, and nothing is allocated for nullptr.
+  }
+}
+
+void TraceHub::replace(std::function<void(const TraceEvent&)> sink, bool closing, bool wait) {
   std::shared_ptr<const Sink> installed;
   if (sink) installed = std::make_shared<const Sink>(std::move(sink));
   std::shared_ptr<const Sink> replaced;
   {
     std::unique_lock<std::mutex> lock(mutex_);
+    // Once closed, no sink is ever installed again (a set() racing close()).
+    if (closed_) installed.reset();
+    if (closing) closed_ = true;
     replaced = std::move(sink_);
     sink_ = std::move(installed);
     active_.store(sink_ != nullptr);
     // After this returns the replaced sink is never called again; a sink
     // calling set() from inside would wait for itself, so it is not waited for.
     const auto self = std::this_thread::get_id();
-    call_done_.wait(lock, [&] { return !calling_ || calling_thread_ == self; });
+    if (wait) call_done_.wait(lock, [&] { return !calling_ || calling_thread_ == self; });
   }
   // `replaced` (and what it captured) goes here, unlocked.
 }
@@ -139,7 +156,8 @@ void PoolRecorder::finished(const QueuedJob& job, const Result<JobResult>& resul
   std::uint32_t attempts = result ? result->attempts : 1;
   const char* operation = to_string(job.job.op);
   auto index = static_cast<std::size_t>(job.job.op);
-  count(index < kOperations - 1 ? index : kOperations - 2, operation, micros, error, attempts);
+  // An op outside the table (an actor caller's bad Job) has a slot of its own.
+  count(index < kOperationCount ? index : kUnknownSlot, operation, micros, error, attempts);
   if (trace_ && trace_->active()) {
     try {
       std::string outcome = error ? error_label(*error) : "CKR_OK";
@@ -163,7 +181,7 @@ void PoolRecorder::record(const char* operation, std::chrono::steady_clock::time
   auto micros = static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
                                                std::chrono::steady_clock::now() - accepted)
                                                .count());
-  count(kOperations - 1, operation, micros, error, attempts);
+  count(kStreamSlot, operation, micros, error, attempts);
   if (trace_ && trace_->active()) {
     trace_->emit(TraceEvent{"request", operation, error ? error_label(*error) : "CKR_OK",
                             attempts, micros});
@@ -188,7 +206,7 @@ PoolMetrics PoolRecorder::snapshot() const {
     metrics.deadline_exceeded += shard.deadline_exceeded;
     metrics.session_restarts += shard.session_restarts;
     for (auto& [code, n] : shard.errors_by_code) metrics.errors_by_code[code] += n;
-    for (std::size_t i = 0; i < kOperations; ++i) {
+    for (std::size_t i = 0; i < kSlots; ++i) {
       const auto& op = shard.operations[i];
       if (op.requests == 0 || shard.names[i] == nullptr) continue;
       auto& total = metrics.operations[shard.names[i]];

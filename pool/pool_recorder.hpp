@@ -21,6 +21,7 @@
 
 #include "actors/executor.hpp"
 #include "actors/job_queue.hpp"
+#include "actors/operations.hpp"
 #include "pkcs11/call_observer.hpp"
 #include "pool/latency_histogram.hpp"
 #include "pool/metrics.hpp"
@@ -52,6 +53,12 @@ class TraceHub final : public pkcs11::CallObserver,
 
   /// Installs `sink` (nullptr removes it); events still queued go to the new one.
   void set(std::function<void(const TraceEvent&)> sink);
+  /// Removes the sink for good (later set() calls install nothing), waiting
+  /// for a call of it in progress on another thread, as set() does.
+  void close();
+  /// close() without the wait: a call in progress may still finish; for a
+  /// thread that must not wait, e.g. where the last Token copy goes.
+  void clear() noexcept;
   /// Queues `event` for the sink, if one is installed.
   void emit(const TraceEvent& event) noexcept;
   /// Lock-free, for the request path.
@@ -61,6 +68,7 @@ class TraceHub final : public pkcs11::CallObserver,
   using Sink = std::function<void(const TraceEvent&)>;
   /// Runs on the executor: hands the queued events to the sink, in order.
   void deliver();
+  void replace(std::function<void(const TraceEvent&)> sink, bool closing, bool wait);
 
   const std::shared_ptr<Executor> executor_;
   std::mutex mutex_;  // guards the fields below; never held while a sink runs
@@ -72,6 +80,7 @@ class TraceHub final : public pkcs11::CallObserver,
   bool calling_ = false;
   std::thread::id calling_thread_;
   std::uint64_t dropped_ = 0;
+  bool closed_ = false;
   std::atomic<bool> active_{false};
 };
 
@@ -93,8 +102,11 @@ class PoolRecorder final : public JobObserver {
   PoolMetrics snapshot() const;
 
  private:
-  // Op values, plus one slot for streams.
-  static constexpr std::size_t kOperations = 16;
+  // One slot per Op (sized by the operation table), one for streams and one
+  // for an Op outside the table.
+  static constexpr std::size_t kStreamSlot = kOperationCount;
+  static constexpr std::size_t kUnknownSlot = kOperationCount + 1;
+  static constexpr std::size_t kSlots = kOperationCount + 2;
   static constexpr std::size_t kShards = 8;
 
   struct OperationShard {
@@ -113,8 +125,8 @@ class PoolRecorder final : public JobObserver {
     std::uint64_t deadline_exceeded = 0;
     std::uint64_t session_restarts = 0;
     std::map<std::string, std::uint64_t> errors_by_code;
-    std::array<OperationShard, kOperations> operations;
-    std::array<const char*, kOperations> names{};
+    std::array<OperationShard, kSlots> operations;
+    std::array<const char*, kSlots> names{};
   };
 
   void count(std::size_t index, const char* operation, std::uint64_t micros, const Error* error,

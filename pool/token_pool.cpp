@@ -345,16 +345,7 @@ pool_actor::behavior_type pool_impl(pool_pointer self, supervisor_actor supervis
                 route->send(caf::make_message(to_caf_error(result.error())));
               }
             }));
-        auto outcome = state.queue().push(queued);
-        if (outcome == PushOutcome::overloaded) {
-          queued->complete(Error::make(Condition::overloaded,
-                                       "all sessions are busy and " +
-                                           std::to_string(state.queue().limit()) +
-                                           " requests are already waiting",
-                                       to_string(queued->job.op)));
-        } else if (outcome == PushOutcome::closed) {
-          queued->complete(shutting_down_error(to_string(queued->job.op)));
-        }
+        state.queue().admit(std::move(queued));
         return {};
       },
       [self](open_atom, StreamSpec& spec) -> caf::result<PinnedSession> {

@@ -117,7 +117,7 @@ int main() {
   hsmactor::Bytes digest =
       must(token.digest(p11::Mechanism::sha256(), message).get(30s), "digest the message");
   hsmactor::Bytes signature =
-      must(token.sign(token.key(kKeyLabel), p11::Mechanism::ecdsa(), digest).get(30s), "sign");
+      must(token.sign(token.private_key(kKeyLabel), p11::Mechanism::ecdsa(), digest).get(30s), "sign");
 
   hsmactor::Key public_key = hsmactor::Key::public_key(kKeyLabel);
   bool valid = must(token.verify(public_key, p11::Mechanism::ecdsa(), digest, signature).get(30s),

@@ -15,7 +15,7 @@ int main() {
     std::fprintf(stderr, "%s\n", token.error().message().c_str());
     return 2;
   }
-  hsmactor::Key key = token->key("ec256");  // looked up once, cached, revalidated
+  hsmactor::Key key = token->private_key("ec256");  // looked up once, cached, revalidated
   hsmactor::Bytes digest(32, 0x42);
 
   // Futures: many requests in flight from one thread.

@@ -46,9 +46,39 @@ session_actor ActorRig::spawn_session() {
   return *spawned;
 }
 
-Result<JobResult> ActorRig::run(const session_actor& session, Job job) {
+std::shared_ptr<JobQueue> ActorRig::queue_for(const session_actor& session) {
+  auto& queue = queues_[session.address()];
+  if (!queue) {
+    queue = std::make_shared<JobQueue>(1024, 1);
+    auto slot = queue->attach(session);
+    if (!slot) throw std::runtime_error("the rig's queue has no slot for the session");
+    caf::anon_send(session, serve_atom::value, JobSource{queue, *slot, nullptr});
+  }
+  return queue;
+}
+
+Future<JobResult> ActorRig::submit(const session_actor& session, Job job) {
   if (job.deadline_ns == 0) job.deadline_ns = deadline_after(kAnswerBound);
-  return runtime->ask<JobResult>(session, kAnswerBound, run_atom::value, std::move(job)).get();
+  auto [promise, future] = make_promise<JobResult>();
+  auto queue = queue_for(session);
+  queue->admit(queue->make_job(
+      std::move(job), QueuedJob::Completion([promise = std::move(promise)](
+                                                Result<JobResult> result) mutable {
+        promise.set_result(std::move(result));
+      })));
+  return std::move(future);
+}
+
+Result<JobResult> ActorRig::run(const session_actor& session, Job job) {
+  return submit(session, std::move(job)).get(kAnswerBound);
+}
+
+void ActorRig::close_queue(const session_actor& session) {
+  auto queue = queue_for(session);
+  queue->close();
+  for (auto& job : queue->take_all()) {
+    job->complete(Error::make(Condition::shutting_down, "the rig closed the queue"));
+  }
 }
 
 Job ActorRig::ecdsa_job() const {

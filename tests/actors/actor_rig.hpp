@@ -2,6 +2,10 @@
 // module's lease and helpers to talk to session actors from a plain thread.
 #pragma once
 
+#include <map>
+
+#include "actors/job_queue.hpp"
+
 #include <chrono>
 #include <memory>
 #include <string>
@@ -27,6 +31,11 @@ struct ActorRig {
   session_actor spawn_session();
   /// Runs `job` on `session` and waits for the answer.
   Result<JobResult> run(const session_actor& session, Job job);
+  /// Queues `job` for `session` the way a pool does (the session serves a
+  /// queue of its own, made on first use) and returns the answer's future.
+  Future<JobResult> submit(const session_actor& session, Job job);
+  /// Closes `session`'s queue: what still waits there answers shutting_down.
+  void close_queue(const session_actor& session);
   /// Returns an ECDSA P-256 sign job over a fixed digest.
   Job ecdsa_job() const;
   /// Returns the supervisor's counters.
@@ -41,6 +50,10 @@ struct ActorRig {
   std::shared_ptr<Runtime> runtime;
   std::shared_ptr<LibraryLease> lease;
   CK_SLOT_ID slot = 0;
+
+ private:
+  std::shared_ptr<JobQueue> queue_for(const session_actor& session);
+  std::map<caf::actor_addr, std::shared_ptr<JobQueue>> queues_;
 };
 
 }  // namespace hsmactor::testing

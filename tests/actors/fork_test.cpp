@@ -33,7 +33,7 @@ TokenOptions options_for(const testing::TestToken& token) {
 }
 
 bool signs(const Token& token) {
-  auto signature = token.sign(token.key(testing::TestKeyLabels::ec256),
+  auto signature = token.sign(token.private_key(testing::TestKeyLabels::ec256),
                               pkcs11::Mechanism::ecdsa(), Bytes(32, 7))
                        .get(std::chrono::seconds(30));
   if (!signature) return false;
@@ -156,7 +156,7 @@ constexpr int kChildSignFailed = 3;
     if (child_token.ok() && signs(*child_token)) {
       status = kChildSigned;
       for (int i = 0; i < signatures && status == kChildSigned; ++i) {
-        auto signature = child_token->sign(child_token->key(testing::TestKeyLabels::ec256),
+        auto signature = child_token->sign(child_token->private_key(testing::TestKeyLabels::ec256),
                                            pkcs11::Mechanism::ecdsa(), Bytes(32, 9))
                              .get(std::chrono::seconds(20));
         if (!signature) status = kChildSignFailed;
@@ -189,7 +189,7 @@ TEST_CASE("children forked while 8 parent threads sign each sign 100 times on fr
   for (int i = 0; i < 8; ++i) {
     signers.emplace_back([&] {
       while (!stop.load()) {
-        auto signature = token->sign(token->key(testing::TestKeyLabels::ec256),
+        auto signature = token->sign(token->private_key(testing::TestKeyLabels::ec256),
                                      pkcs11::Mechanism::ecdsa(), Bytes(32, 7))
                              .get(std::chrono::seconds(30));
         if (signature) {
@@ -243,6 +243,7 @@ TEST_CASE("children forked while another thread opens and closes tokens do not h
   // (a child then hung in RAND_bytes; seen in gdb).
   TokenOptions public_only = options_for(token_spec);
   public_only.pin = Pin();
+  public_only.login = Login::none;
   std::thread opener([&] {
     while (!stop.load()) {
       auto token = hsm.open_token(public_only);

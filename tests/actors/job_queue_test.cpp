@@ -115,7 +115,6 @@ std::vector<std::uint64_t> drain_ids(JobQueue& queue) {
 session_actor::behavior_type pull_counter(session_actor::pointer,
                                           std::shared_ptr<std::atomic<int>> pulls) {
   return {
-      [](run_atom, const Job&) { return JobResult{}; },
       [](s_begin_atom, const StreamSpec&) { return std::uint64_t{0}; },
       [](s_update_atom, std::uint64_t, const Bytes&) { return std::uint64_t{0}; },
       [](s_finish_atom, std::uint64_t, const Bytes&) { return JobResult{}; },

@@ -125,10 +125,11 @@ TEST_CASE("a stream interrupted by a stale session fails and its session is neve
                                    std::uint64_t{41}, bytes_of("part one"))
               .get()
               .ok());
-  // Single-shot work is refused while the stream pins the session.
-  auto refused = r.run(session, r.ecdsa_job());
-  REQUIRE_FALSE(refused.ok());
-  CHECK(refused.error().condition() == Condition::invalid_argument);
+  // Single-shot work waits while the stream pins the session: it never
+  // runs between the stream's steps.
+  auto waiting = r.submit(session, r.ecdsa_job());
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  CHECK_FALSE(waiting.ready());
 
   r.faults.invalidate_session(streaming_handle);
   auto interrupted = r.runtime
@@ -140,15 +141,12 @@ TEST_CASE("a stream interrupted by a stale session fails and its session is neve
   CHECK(interrupted.error().condition() == Condition::stream_interrupted);
   CHECK(interrupted.error().rv() == CKR_SESSION_HANDLE_INVALID);
 
+  // The stream is over: the waiting job runs, on a new session.
+  REQUIRE(waiting.get(testing::kAnswerBound).ok());
   auto status = r.runtime->ask<SessionStatus>(session, testing::kAnswerBound, status_atom::value)
                     .get();
   REQUIRE(status.ok());
   CHECK_FALSE(status->streaming);
-  CHECK_FALSE(status->session_open);
-  auto next = r.run(session, r.ecdsa_job());
-  REQUIRE(next.ok());
-  status = r.runtime->ask<SessionStatus>(session, testing::kAnswerBound, status_atom::value).get();
-  REQUIRE(status.ok());
   CHECK(status->session_handle != streaming_handle);
 }
 
@@ -237,18 +235,16 @@ TEST_CASE("a session actor killed with requests queued answers each once, with a
   auto session = r.spawn_session();
   REQUIRE(r.run(session, r.ecdsa_job()).ok());
   r.faults.set_latency("C_Sign", std::chrono::milliseconds(30));
-  // CAF delivers an exit message in mailbox order: the requests sent before it
-  // are served, the ones queued behind it are bounced when the actor dies.
+  // The jobs it had taken are answered by it or, when it dies holding one,
+  // with broken_promise; the ones still queued when its queue closes get
+  // shutting_down (in a pool, a replacement session serves them instead).
   std::vector<Future<JobResult>> answers;
-  auto send_one = [&] {
-    Job job = r.ecdsa_job();
-    job.deadline_ns = deadline_after(testing::kAnswerBound);
-    answers.push_back(r.runtime->ask<JobResult>(session, testing::kAnswerBound, run_atom::value, job));
-  };
-  for (int i = 0; i < 3; ++i) send_one();
+  for (int i = 0; i < 3; ++i) answers.push_back(r.submit(session, r.ecdsa_job()));
   std::this_thread::sleep_for(std::chrono::milliseconds(10));
   caf::anon_send_exit(session, caf::exit_reason::kill);
-  for (int i = 0; i < 7; ++i) send_one();
+  for (int i = 0; i < 7; ++i) answers.push_back(r.submit(session, r.ecdsa_job()));
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  r.close_queue(session);
   int errors = 0;
   int values = 0;
   for (auto& answer : answers) {
@@ -256,12 +252,13 @@ TEST_CASE("a session actor killed with requests queued answers each once, with a
     if (result.ok()) {
       values++;
     } else {
-      CHECK(result.error().condition() == Condition::broken_promise);
+      CHECK((result.error().condition() == Condition::broken_promise ||
+             result.error().condition() == Condition::shutting_down));
       errors++;
     }
   }
   CHECK(values + errors == 10);
-  CHECK(errors >= 1);
+  CHECK(errors >= 7);
   r.faults.set_latency("C_Sign", std::chrono::microseconds(0));
   auto replacement = r.spawn_session();
   CHECK(r.run(replacement, r.ecdsa_job()).ok());

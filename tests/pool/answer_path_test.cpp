@@ -4,7 +4,7 @@
 // limits the library could not honour. Each test failed on the code before
 // the one answer path (continuations, callbacks and trace sinks on the
 // executor; the pool alone deciding a stream's fate; epochs for key handles).
-#include "pool/hsm.hpp"
+#include "hsmactor.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -71,7 +71,7 @@ TEST_CASE("a callback that blocks on the token it came from gets its answer") {
   Bytes digest = testing::openssl::sha256(bytes_of("callback thread"));
   auto [ran, ran_on] = make_promise<std::thread::id>();
   auto shared = std::make_shared<Promise<std::thread::id>>(std::move(ran));
-  token.sign(token.key(testing::TestKeyLabels::ec256), Mechanism::ecdsa(), digest,
+  token.sign(token.private_key(testing::TestKeyLabels::ec256), Mechanism::ecdsa(), digest,
              [shared, token](Result<Bytes> signature) {
                // A blocking call back into the token, from the callback.
                auto again = token.random(4).get(10s);
@@ -227,7 +227,8 @@ TEST_CASE("a Key kept across a module finalise and re-initialise signs with its 
   {
     Token token = testing::open_or_throw(hsm, options);
     REQUIRE(token.sign(ec256, Mechanism::ecdsa(), digest).get(10s).ok());  // caches a handle
-  }  // the last user: the module is finalised
+    token.close();  // the last user: the module is finalised (a plain drop does it async)
+  }
   Token token = testing::open_or_throw(hsm, options);
   REQUIRE(faults().call_count("C_Initialize") > initializations + 1);
   // In the new initialisation ec384 may be given the handle ec256 had.

@@ -1,7 +1,7 @@
 // Bad input through the public API: each gets a typed error (and, where the
 // module returned one, the CKR_* name), never a crash, a hang or an absurd
 // allocation; the token keeps working afterwards.
-#include "pool/hsm.hpp"
+#include "hsmactor.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -147,10 +147,16 @@ TEST_CASE("a module path to a text file, a directory or a non-PKCS#11 library is
   if (std::ifstream(not_pkcs11).good()) CHECK(refused(not_pkcs11) == "module_load_failed");
 }
 
-TEST_CASE("an empty PIN opens without login: private keys are not visible") {
+TEST_CASE("an empty PIN is refused unless no login was chosen explicitly") {
   Hsm hsm;
   TokenOptions options = testing::options_for(pool_test_token());
-  options.pin = Pin();
+  options.pin = Pin();  // e.g. Pin::from_env of a variable that is not set
+  auto refused = hsm.open_token(options);
+  REQUIRE_FALSE(refused.ok());
+  CHECK(condition_of(refused.error()) == "invalid_argument");
+  CHECK(testing::contains(refused.error().message(), "Login::none"));
+
+  options.login = Login::none;
   auto token = hsm.open_token(options);
   REQUIRE(token.ok());
   auto signature = token->sign(Key::private_key(testing::TestKeyLabels::ec256), Mechanism::ecdsa(),
@@ -160,6 +166,12 @@ TEST_CASE("an empty PIN opens without login: private keys are not visible") {
   INFO(signature.error().message());
   CHECK((condition_of(signature.error()) == "object_not_found" ||
          signature.error().rv() == CKR_USER_NOT_LOGGED_IN));
+
+  TokenOptions both = testing::options_for(pool_test_token());
+  both.login = Login::none;
+  auto contradictory = hsm.open_token(both);
+  REQUIRE_FALSE(contradictory.ok());
+  CHECK(condition_of(contradictory.error()) == "invalid_argument");
 }
 
 TEST_CASE("a 1 MiB PIN is refused with a CKR_* code and never echoed") {

@@ -2,7 +2,7 @@
 // makes reaches the application's sink with its function, session handle,
 // duration and CKR_* result, alongside request-level events, and no PIN or
 // payload byte ever appears in it.
-#include "pool/hsm.hpp"
+#include "hsmactor.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -63,13 +63,13 @@ TEST_CASE("each PKCS#11 call of a request is traced with its session, duration a
   token.set_trace_sink(recorder.sink());
 
   const Bytes digest(32, 0x5a);
-  auto signature = token.sign(token.key(testing::TestKeyLabels::ec256),
+  auto signature = token.sign(token.private_key(testing::TestKeyLabels::ec256),
                               pkcs11::Mechanism::ecdsa(), digest)
                        .get(30s);
   REQUIRE(signature.ok());
   // The wrong mechanism for an EC key: the module refuses one of the calls
   // (SoftHSM2 2.6 lets C_SignInit pass and fails C_Sign with CKR_GENERAL_ERROR).
-  auto refused = token.sign(token.key(testing::TestKeyLabels::ec256),
+  auto refused = token.sign(token.private_key(testing::TestKeyLabels::ec256),
                             pkcs11::Mechanism::rsa_pkcs_sha256(), digest)
                      .get(30s);
   REQUIRE_FALSE(refused.ok());

@@ -1,7 +1,7 @@
 // How answers and events leave hsmactor: callbacks run exactly once, the trace
 // sink sees operations and results but no secrets, actors can talk to the pool
 // directly, and no way of dropping a Token stalls the runtime.
-#include "pool/hsm.hpp"
+#include "hsmactor_caf.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include "pool/internal/key_access.hpp"
+#include "pool/testing_hooks.hpp"
 #include "tests/pool/pool_fixture.hpp"
 #include "tests/support/openssl_check.hpp"
 
@@ -30,9 +32,9 @@ TEST_CASE("every callback runs exactly once, for answers and errors alike") {
   faults().reset();
   Hsm hsm;
   Token token = testing::open_or_throw(hsm, testing::options_for(test_token));
-  Key ec = token.key(testing::TestKeyLabels::ec256);
+  Key ec = token.private_key(testing::TestKeyLabels::ec256);
   Key ec_public = Key::public_key(testing::TestKeyLabels::ec256);
-  Key missing = token.key("no-such-key");
+  Key missing = token.private_key("no-such-key");
   const Bytes digest = digest_of("callbacks");
   auto known_signature = token.sign(ec, Mechanism::ecdsa(), digest).get(30s);
   REQUIRE(known_signature.ok());
@@ -65,7 +67,7 @@ TEST_CASE("every callback runs exactly once, for answers and errors alike") {
         Job job;
         job.op = Op::random;
         job.length = 20;
-        token.submit(std::move(job), [&, i](Result<JobResult> result) {
+        testing_hooks::submit(token, std::move(job)).then([&, i](Result<JobResult> result) {
           settle(i, result.ok() && result->bytes.size() == 20);
         });
       }
@@ -108,7 +110,7 @@ TEST_CASE("the trace sink sees operations and results, never payload or PIN byte
   CHECK(*mac == testing::openssl::hmac_sha256(test_token.keys.hmac_value, payload));
   auto digest = token.digest(Mechanism::sha256(), payload).get(30s);
   REQUIRE(digest.ok());
-  auto refused = token.sign(token.key("no-such-key"), Mechanism::ecdsa(), *digest).get(30s);
+  auto refused = token.sign(token.private_key("no-such-key"), Mechanism::ecdsa(), *digest).get(30s);
   REQUIRE_FALSE(refused.ok());
   auto seen_in = [](const std::vector<TraceEvent>& list, const std::string& operation,
                     const std::string& result) {
@@ -153,7 +155,7 @@ TEST_CASE("a slow callback holds only its own session: another request is served
   options.min_sessions = 2;
   options.max_sessions = 2;
   Token token = testing::open_or_throw(hsm, options);
-  Key ec = token.key(testing::TestKeyLabels::ec256);
+  Key ec = token.private_key(testing::TestKeyLabels::ec256);
   const Bytes digest = digest_of("slow callback");
   // Warm both sessions up (and the key handle), so neither opens anything below.
   REQUIRE(token.sign(ec, Mechanism::ecdsa(), digest).get(30s).ok());
@@ -186,7 +188,7 @@ TEST_CASE("a slow callback holds only its own session: another request is served
   testing::check_no_session_shared();
 }
 
-TEST_CASE("an actor sends a Job to pool_handle() and gets a JobResult") {
+TEST_CASE("an actor sends a Job to actor_handle() and gets a JobResult") {
   const auto& test_token = pool_test_token();
   faults().reset();
   Hsm hsm;
@@ -194,24 +196,24 @@ TEST_CASE("an actor sends a Job to pool_handle() and gets a JobResult") {
   const Bytes digest = digest_of("from an actor");
   Job job;
   job.op = Op::sign;
-  job.key = token.key(testing::TestKeyLabels::ec256).ref();
+  job.key = key_ref(token.private_key(testing::TestKeyLabels::ec256));
   job.mechanism = Mechanism::ecdsa();
   job.data = digest;
 
   std::promise<Result<JobResult>> answer;
   auto answered = answer.get_future();
-  caf::actor pool = token.pool_handle();
+  token_actor pool = actor_handle(token);
   REQUIRE(pool);
   // The actor gets its inputs as spawn arguments: CAF 0.17 binds a null
   // reference (UBSan: "reference binding to null pointer") for a spawn
   // without any.
-  auto client = [](caf::event_based_actor* self, caf::actor pool, Job job,
+  auto client = [](caf::event_based_actor* self, token_actor pool, Job job,
                    std::promise<Result<JobResult>>* answer) {
     self->request(pool, std::chrono::seconds(30), run_atom::value, job)
         .then([answer](JobResult& result) { answer->set_value(std::move(result)); },
               [answer](caf::error& failure) { answer->set_value(from_caf_error(failure)); });
   };
-  hsm.runtime()->system().spawn(client, pool, job, &answer);
+  actor_system(hsm).spawn(client, pool, job, &answer);
   REQUIRE(answered.wait_for(60s) == std::future_status::ready);
   auto result = answered.get();
   INFO("answer: " << (result.ok() ? "ok" : result.error().message()));

@@ -2,7 +2,7 @@
 // same module may be in use through another path (here SoftHSM2 directly and
 // through the fault module, which forwards to the very same SoftHSM2). Closing
 // one of them must not pull the module from under the other's calls.
-#include "pool/hsm.hpp"
+#include "hsmactor.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -24,7 +24,7 @@ using testing::faults;
 using testing::pool_test_token;
 
 Result<Bytes> sign_once(const Token& token) {
-  return token.sign(token.key(testing::TestKeyLabels::ec256), Mechanism::ecdsa(),
+  return token.sign(token.private_key(testing::TestKeyLabels::ec256), Mechanism::ecdsa(),
                     testing::openssl::sha256(bytes_of("finalize test")))
       .get(30s);
 }
@@ -39,9 +39,11 @@ TEST_CASE("closing the direct SoftHSM2 user while a wrapper's user signs does no
   TokenOptions direct_options = testing::options_for(test_token);
   direct_options.module_path = testing::softhsm2_module_path();
   direct_options.pin = Pin();
+  direct_options.login = Login::none;
   Token direct_public = testing::open_or_throw(hsm, direct_options);
   Token wrapped = testing::open_or_throw(hsm, testing::options_for(test_token));
   direct_options.pin = test_token.token.user_pin;
+  direct_options.login = Login::user;
   Token direct = testing::open_or_throw(hsm, direct_options);
   REQUIRE(sign_once(direct).ok());
   REQUIRE(sign_once(wrapped).ok());

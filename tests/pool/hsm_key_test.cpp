@@ -1,7 +1,7 @@
 // Key references through the public API: a Key caches its object handle, keeps
 // working when the token is pulled and put back, and never signs with a
 // handle that now names nothing (or something else).
-#include "pool/hsm.hpp"
+#include "hsmactor.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -9,6 +9,8 @@
 #include <thread>
 #include <vector>
 
+#include "pool/internal/key_access.hpp"
+#include "pool/testing_hooks.hpp"
 #include "tests/pool/pool_fixture.hpp"
 #include "tests/support/openssl_check.hpp"
 
@@ -43,12 +45,12 @@ TEST_CASE("a key reference keeps working after the token is pulled and put back"
   faults().reset();
   Hsm hsm;
   Token token = testing::open_or_throw(hsm, testing::options_for(test_token));
-  Key key = token.key(testing::TestKeyLabels::ec256);
+  Key key = token.private_key(testing::TestKeyLabels::ec256);
 
   Bytes before_digest = digest_of("before the reset");
   auto before = token.sign(key, Mechanism::ecdsa(), before_digest).get(30s);
   REQUIRE(before.ok());
-  const KeyRef cached = key.ref();
+  const KeyRef cached = internal::KeyAccess::ref(key);
   REQUIRE(cached.handle != 0);
 
   // Sessions are lost and so is the login.
@@ -63,7 +65,7 @@ TEST_CASE("a key reference keeps working after the token is pulled and put back"
   CHECK(testing::openssl::verify_ecdsa(test_token.ec256_public, after_digest, *after));
   for (const auto& error : errors_seen) CHECK(is_retryable(error));
   // The key was found again in the token's new generation.
-  CHECK(key.ref().generation > cached.generation);
+  CHECK(internal::KeyAccess::ref(key).generation > cached.generation);
   testing::check_no_session_shared();
 }
 
@@ -72,7 +74,7 @@ TEST_CASE("a request sent while the token is out fails retryably and the key wor
   faults().reset();
   Hsm hsm;
   Token token = testing::open_or_throw(hsm, testing::options_for(test_token));
-  Key key = token.key(testing::TestKeyLabels::ec256);
+  Key key = token.private_key(testing::TestKeyLabels::ec256);
   REQUIRE(token.sign(key, Mechanism::ecdsa(), digest_of("before")).get(30s).ok());
 
   faults().remove_token();
@@ -104,11 +106,11 @@ TEST_CASE("a key destroyed and re-created under the same label is found again, n
                         .get(30s);
   REQUIRE(first_pair.ok());
 
-  Key key = token.key(label);
+  Key key = token.private_key(label);
   Bytes first_digest = digest_of("signed by the first key");
   auto first_signature = token.sign(key, Mechanism::ecdsa(), first_digest).get(30s);
   REQUIRE(first_signature.ok());
-  REQUIRE(key.ref().handle == first_pair->private_key);
+  REQUIRE(internal::KeyAccess::ref(key).handle == first_pair->private_key);
   auto first_public = token.export_public_key(Key::public_key(label)).get(30s);
   REQUIRE(first_public.ok());
   REQUIRE(testing::openssl::verify_ecdsa(*first_public, first_digest, *first_signature));
@@ -131,7 +133,7 @@ TEST_CASE("a key destroyed and re-created under the same label is found again, n
   REQUIRE(second_public.ok());
   CHECK(testing::openssl::verify_ecdsa(*second_public, second_digest, *second_signature));
   CHECK_FALSE(testing::openssl::verify_ecdsa(*first_public, second_digest, *second_signature));
-  CHECK(key.ref().handle == second_pair->private_key);
+  CHECK(internal::KeyAccess::ref(key).handle == second_pair->private_key);
   testing::check_no_session_shared();
 }
 

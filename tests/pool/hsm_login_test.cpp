@@ -3,7 +3,7 @@
 // second, wrong PIN; and no PIN ever shows up in an error or a trace event.
 // The login is owned with care: one another consumer made is never logged
 // out by us, and one lost together with every session is made again.
-#include "pool/hsm.hpp"
+#include "hsmactor.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -44,7 +44,7 @@ void check_no_pin_in(const std::vector<std::string>& texts) {
 
 bool signs(const Token& token) {
   Bytes digest = testing::openssl::sha256(bytes_of("login test"));
-  auto signature = token.sign(token.key(testing::TestKeyLabels::ec256), Mechanism::ecdsa(), digest)
+  auto signature = token.sign(token.private_key(testing::TestKeyLabels::ec256), Mechanism::ecdsa(), digest)
                        .get(30s);
   return signature.ok() &&
          testing::openssl::verify_ecdsa(pool_test_token().ec256_public, digest, *signature);
@@ -138,7 +138,7 @@ TEST_CASE("every sign succeeds when all sessions and the login are lost before e
   options.max_sessions = 3;
   Token token = testing::open_or_throw(hsm, options);
   REQUIRE(signs(token));
-  const Key key = token.key(testing::TestKeyLabels::ec256);
+  const Key key = token.private_key(testing::TestKeyLabels::ec256);
   const Bytes digest = testing::openssl::sha256(bytes_of("burst"));
   std::vector<std::string> failures;
   auto sign_all = [&](int round, int count) {

@@ -1,7 +1,7 @@
 // Multi-part streams through the public API: chunks make the same signature
 // as one call, an aborted stream gives its session back, and a stream whose
 // session dies fails with stream_interrupted instead of being replayed.
-#include "pool/hsm.hpp"
+#include "hsmactor.hpp"
 
 #include <catch2/catch.hpp>
 

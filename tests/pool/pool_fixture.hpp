@@ -23,7 +23,7 @@
 #include <mutex>
 #include <string>
 
-#include "pool/hsm.hpp"
+#include "hsmactor.hpp"
 #include "tests/fault/fault_control.hpp"
 #include "tests/support/softhsm_token.hpp"
 

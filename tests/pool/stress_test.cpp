@@ -10,7 +10,7 @@
 // checked outside the HSM; no session is ever entered by two threads at once;
 // the pool's metrics add up to what was sent. Errors are allowed only while
 // the token is out (until a probe signs again), and only retryable ones.
-#include "pool/hsm.hpp"
+#include "hsmactor.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -26,6 +26,8 @@
 #include <vector>
 
 #include "pkcs11/rv.hpp"
+#include "pool/internal/key_access.hpp"
+#include "pool/testing_hooks.hpp"
 #include "tests/pool/pool_fixture.hpp"
 #include "tests/support/openssl_check.hpp"
 
@@ -71,17 +73,17 @@ struct Checker {
     switch (request.kind) {
       case Kind::ecdsa:
         job.op = Op::sign;
-        job.key = Key::private_key(testing::TestKeyLabels::ec256).ref();
+        job.key = internal::KeyAccess::ref(Key::private_key(testing::TestKeyLabels::ec256));
         job.mechanism = Mechanism::ecdsa();
         break;
       case Kind::rsa:
         job.op = Op::sign;
-        job.key = Key::private_key(testing::TestKeyLabels::rsa2048).ref();
+        job.key = internal::KeyAccess::ref(Key::private_key(testing::TestKeyLabels::rsa2048));
         job.mechanism = Mechanism::rsa_pkcs_sha256();
         break;
       case Kind::hmac:
         job.op = Op::sign;
-        job.key = Key::secret_key(testing::TestKeyLabels::hmac).ref();
+        job.key = internal::KeyAccess::ref(Key::secret_key(testing::TestKeyLabels::hmac));
         job.mechanism = Mechanism::hmac_sha256();
         break;
       case Kind::random:
@@ -202,8 +204,8 @@ void future_caller(const Token& token, const Checker& checker, const RemovalWind
     Request request;
     Future<Bytes> answer;
   };
-  Key ec = token.key(testing::TestKeyLabels::ec256);
-  Key rsa = token.key(testing::TestKeyLabels::rsa2048);
+  Key ec = token.private_key(testing::TestKeyLabels::ec256);
+  Key rsa = token.private_key(testing::TestKeyLabels::rsa2048);
   Key hmac = Key::secret_key(testing::TestKeyLabels::hmac);
   CallerTally mine;
   std::deque<Pending> pending;
@@ -284,8 +286,8 @@ class CallbackCaller {
       if (pending.size() == kWindow) settle();
       Request request = checker.make(caller_, i);
       request.sent = Clock::now();
-      token.submit(checker.job(request),
-                   [this, i](Result<JobResult> answer) { deliver(i, std::move(answer)); });
+      testing_hooks::submit(token, checker.job(request))
+          .then([this, i](Result<JobResult> answer) { deliver(i, std::move(answer)); });
       pending.emplace_back(i, std::move(request));
     }
     while (!pending.empty()) settle();
@@ -387,7 +389,7 @@ class Saboteur {
     auto reinserted = Clock::now();
     removed_ = true;
     Bytes digest = testing::openssl::sha256(bytes_of("probe"));
-    Key key = token_.key(testing::TestKeyLabels::ec256);
+    Key key = token_.private_key(testing::TestKeyLabels::ec256);
     while (Clock::now() - reinserted < 30s) {
       probes_++;
       auto signature = token_.sign(key, Mechanism::ecdsa(), digest).get(kAnswerLimit);

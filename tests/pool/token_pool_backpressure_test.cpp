@@ -13,7 +13,9 @@
 #include <thread>
 #include <vector>
 
-#include "pool/hsm.hpp"
+#include "hsmactor.hpp"
+#include "pool/internal/key_access.hpp"
+#include "pool/testing_hooks.hpp"
 #include "tests/pool/pool_fixture.hpp"
 #include "tests/support/openssl_check.hpp"
 
@@ -49,7 +51,7 @@ TEST_CASE("a hundred requests against two slow sessions end in signatures or ove
   std::vector<std::thread> senders;
   for (std::size_t s = 0; s < kSenders; ++s) {
     senders.emplace_back([&, s] {
-      Key key = token.key(testing::TestKeyLabels::ec256);
+      Key key = token.private_key(testing::TestKeyLabels::ec256);
       while (!go) std::this_thread::yield();
       for (std::size_t i = s; i < kRequests; i += kSenders) {
         token.sign(key, Mechanism::ecdsa(), digests[i], [&, i](Result<Bytes> answer) {
@@ -172,7 +174,7 @@ TEST_CASE("a request whose deadline passes in the queue is answered deadline_exc
   options.min_sessions = 1;
   options.max_sessions = 1;
   Token token = testing::open_or_throw(hsm, options);
-  Key key = token.key(testing::TestKeyLabels::ec256);
+  Key key = token.private_key(testing::TestKeyLabels::ec256);
 
   // Five slow signs occupy the only session and the head of the queue.
   std::vector<Bytes> digests;
@@ -183,11 +185,11 @@ TEST_CASE("a request whose deadline passes in the queue is answered deadline_exc
   }
   Job hasty;
   hasty.op = Op::sign;
-  hasty.key = key.ref();
+  hasty.key = internal::KeyAccess::ref(key);
   hasty.mechanism = Mechanism::ecdsa();
   hasty.data = digest_of("hasty");
   hasty.deadline_ns = deadline_after(5ms);
-  auto late = token.submit(std::move(hasty)).get(30s);
+  auto late = testing_hooks::submit(token, std::move(hasty)).get(30s);
 
   REQUIRE_FALSE(late.ok());
   CHECK(late.error().condition() == Condition::deadline_exceeded);

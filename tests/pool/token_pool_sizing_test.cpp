@@ -11,7 +11,7 @@
 #include <thread>
 #include <vector>
 
-#include "pool/hsm.hpp"
+#include "hsmactor.hpp"
 #include "tests/pool/pool_fixture.hpp"
 #include "tests/support/openssl_check.hpp"
 
@@ -38,7 +38,7 @@ LoadOutcome sign_from_threads(const Token& token, std::size_t callers, std::size
   std::vector<std::thread> threads;
   for (std::size_t c = 0; c < callers; ++c) {
     threads.emplace_back([&, c] {
-      Key key = token.key(testing::TestKeyLabels::ec256);
+      Key key = token.private_key(testing::TestKeyLabels::ec256);
       std::vector<Bytes> digests;
       std::vector<Future<Bytes>> signatures;
       for (std::size_t i = 0; i < per_caller; ++i) {
