@@ -9,7 +9,7 @@
 
 #include <caf/all.hpp>
 
-#include "pool/hsm.hpp"
+#include "hsmactor_caf.hpp"
 
 namespace hsmactor::bench {
 namespace {
@@ -41,7 +41,7 @@ Job make_job(const Workload& workload, const Key& key) {
     case Operation::rsa:
     case Operation::hmac:
       job.op = Op::sign;
-      job.key = key.ref();
+      job.key = key_ref(key);
       break;
     case Operation::random:
       job.op = Op::random;
@@ -76,7 +76,7 @@ class Latch {
 /// One actor caller's loop: owned by its actor, read by the driver only after
 /// the latch says the actor is done.
 struct ActorCaller {
-  caf::actor pool;
+  token_actor pool;
   Job prototype;
   MeasureWindow window;
   std::size_t window_size = 1;
@@ -289,13 +289,13 @@ class HsmCallbacks final : public Strategy {
     HsmactorBench::State::StallWatch watch(token, timing);
     CellResult cell = run_windowed(kind(), workload.operation, concurrency, window_, timing,
                         [&](int, Completion done) {
+                          auto reply = [done](Result<Bytes> output) { complete(done, output); };
                           if (is_sign) {
-                            token.sign(key, workload.mechanism, workload.data,
-                                       [done](Result<Bytes> output) { complete(done, output); });
+                            token.sign(key, workload.mechanism, workload.data, reply);
+                          } else if (job.op == Op::random) {
+                            token.random(workload.random_length).then(reply);
                           } else {
-                            token.submit(job, [done](Result<JobResult> output) {
-                              complete(done, output);
-                            });
+                            token.digest(workload.mechanism, workload.data).then(reply);
                           }
                         });
     probe.finish(cell);
@@ -317,7 +317,7 @@ class HsmActors final : public Strategy {
 
   CellResult run(const Workload& workload, int concurrency, const Timing& timing) override {
     Key key = state_.key_for(workload);
-    caf::actor pool = state_.token.pool_handle();
+    token_actor pool = actor_handle(state_.token);
     HsmactorBench::State::PoolProbe probe(state_.token, state_.breakdown, timing);
     HsmactorBench::State::StallWatch watch(state_.token, timing);
     auto latch = std::make_shared<Latch>(concurrency);
@@ -325,7 +325,7 @@ class HsmActors final : public Strategy {
     MeasureWindow window = MeasureWindow::starting_now(timing);
     std::vector<std::shared_ptr<ActorCaller>> callers;
     callers.reserve(concurrency);
-    auto& system = state_.hsm->runtime()->system();
+    auto& system = actor_system(*state_.hsm);
     for (int index = 0; index < concurrency; ++index) {
       auto caller = std::make_shared<ActorCaller>();
       caller->pool = pool;

@@ -10,7 +10,7 @@
 #include <utility>
 #include <vector>
 
-#include "pool/hsm.hpp"
+#include "hsmactor.hpp"
 #include "tools/sign/pipeline.hpp"
 #include "tools/sign/sign_options.hpp"
 #include "tools/sign/sign_request.hpp"

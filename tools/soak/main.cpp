@@ -10,7 +10,7 @@
 #include <exception>
 #include <iostream>
 
-#include "pool/hsm.hpp"
+#include "hsmactor.hpp"
 #include "tests/fault/fault_control.hpp"
 #include "tools/soak/options.hpp"
 #include "tools/soak/soak.hpp"

@@ -11,9 +11,8 @@
 #include <random>
 #include <thread>
 
-#include "caf/all.hpp"
 #include "pkcs11/rv.hpp"
-#include "pool/token_pool.hpp"
+#include "pool/testing_hooks.hpp"
 #include "tests/support/openssl_check.hpp"
 
 namespace hsmactor::soak {
@@ -325,18 +324,11 @@ struct Soak::State {
         case Kind::hmac: token.sign(hmac, Mechanism::hmac_sha256(), data, reply); return;
         default: break;
       }
-      Job job;
       if (kind == Kind::random) {
-        job.op = Op::random;
-        job.length = kRandomLength;
+        token.random(kRandomLength).then(reply);
       } else {
-        job.op = Op::digest;
-        job.mechanism = Mechanism::sha256();
-        job.data = data;
+        token.digest(Mechanism::sha256(), data).then(reply);
       }
-      token.submit(std::move(job), [reply](Result<JobResult> result) {
-        reply(result ? Result<Bytes>(std::move(result->bytes)) : Result<Bytes>(result.error()));
-      });
       return;
     }
     Future<Bytes> answer;
@@ -487,7 +479,7 @@ struct Soak::State {
 
   void kill_one(std::size_t index) {
     kill_at.set(index, ns_of(Clock::now()));
-    caf::anon_send(caf::actor_cast<pool_actor>(token.pool_handle()), kill_atom::value);
+    testing_hooks::kill_one_session(token);
     kills_sent++;
   }
 

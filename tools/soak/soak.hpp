@@ -28,7 +28,7 @@
 #include <vector>
 
 #include "pkcs11/error.hpp"
-#include "pool/hsm.hpp"
+#include "hsmactor.hpp"
 #include "tests/fault/fault_control.hpp"
 #include "tools/soak/options.hpp"
 #include "tools/soak/soak_token.hpp"
