@@ -24,7 +24,7 @@
 #include <string>
 
 #include "pool/hsm.hpp"
-#include "tests/fault/fault_control.hpp"
+#include "testing/fault_control.hpp"
 #include "tests/support/softhsm_token.hpp"
 
 namespace hsmactor::testing {
