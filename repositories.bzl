@@ -5,40 +5,74 @@ that depends on hsmactor declares them through this macro:
 
     local_repository(name = "hsmactor", path = "third_party/hsmactor")
     load("@hsmactor//:repositories.bzl", "hsmactor_dependencies")
-    hsmactor_dependencies(hsmactor_path = "third_party/hsmactor")
+    hsmactor_dependencies()
 
-Everything comes from the local machine (Debian packages; see
-tools/install-deps.sh), because Debian's Bazel 4.2.3 runs offline. A
-repository the workspace already declared is left as it is.
+The macro finds hsmactor's checkout through its own repository label, so the
+repository may be declared under any name, at any path, or replaced with
+--override_repository. Everything comes from the local machine (Debian
+packages; see tools/install-deps.sh), because Debian's Bazel 4.2.3 runs
+offline. A repository the workspace already declared is left as it is.
 """
+
+def _checkout_subdir_impl(repository_ctx):
+    # A macro cannot turn a label into a filesystem path; a repository rule
+    # can, and new_local_repository-style symlinks then mirror the directory.
+    checkout = repository_ctx.path(repository_ctx.attr.checkout_marker).dirname
+    source = repository_ctx.path("%s/%s" % (checkout, repository_ctx.attr.subdir))
+    if not source.exists:
+        fail("%s not found in hsmactor's checkout at %s" % (repository_ctx.attr.subdir, checkout))
+    for entry in source.readdir():
+        repository_ctx.symlink(entry, entry.basename)
+
+# A directory of hsmactor's checkout (one with its own WORKSPACE file) as a
+# repository of its own.
+_checkout_subdir = repository_rule(
+    implementation = _checkout_subdir_impl,
+    attrs = {
+        "checkout_marker": attr.label(
+            mandatory = True,
+            allow_single_file = True,
+            doc = "A file at the root of hsmactor's checkout.",
+        ),
+        "subdir": attr.string(
+            mandatory = True,
+            doc = "The directory, relative to the checkout's root.",
+        ),
+    },
+    local = True,
+)
+
+def _build_file(name):
+    # Label() resolves in this file's repository, whatever it is called.
+    return str(Label("//third_party:" + name))
 
 def _declare(rule, name, **kwargs):
     if not native.existing_rule(name):
         rule(name = name, **kwargs)
 
-def hsmactor_dependencies(hsmactor_path, hsmactor_name = "hsmactor"):
+def hsmactor_dependencies(hsmactor_path = None, hsmactor_name = None):
     """Declares @rules_cc, @rules_java, @remote_coverage_tools and the system libraries.
 
     Args:
-      hsmactor_path: where hsmactor's checkout is, relative to the workspace root
-        (or absolute); "." for hsmactor itself.
-      hsmactor_name: the name hsmactor's own repository was declared under.
+      hsmactor_path: ignored; accepted so that older WORKSPACE files still load.
+      hsmactor_name: ignored, likewise.
     """
-    third_party = hsmactor_path + "/third_party"
-    build_files = "@%s//third_party:" % hsmactor_name
+
+    # Resolves in this file's repository, like _build_file.
+    checkout_marker = Label("//:WORKSPACE")
 
     # Bazel 4.2.3's @bazel_tools needs these; our rules_cc forwards to the
     # native rules (Debian's rules_cc 0.0.4 is too new for this Bazel).
-    _declare(native.local_repository, "rules_cc", path = third_party + "/rules_cc")
+    _declare(_checkout_subdir, "rules_cc", checkout_marker = checkout_marker, subdir = "third_party/rules_cc")
     _declare(native.local_repository, "rules_java", path = "/usr/share/bazel/rules/java")
-    _declare(native.local_repository, "remote_coverage_tools", path = third_party + "/remote_coverage_tools")
+    _declare(_checkout_subdir, "remote_coverage_tools", checkout_marker = checkout_marker, subdir = "third_party/remote_coverage_tools")
 
     # libcaf-dev 0.17.6
-    _declare(native.new_local_repository, "caf", build_file = build_files + "caf.BUILD", path = "/usr/include")
+    _declare(native.new_local_repository, "caf", build_file = _build_file("caf.BUILD"), path = "/usr/include")
 
     # libp11-kit-dev: pkcs11.h and the RFC 7512 URI parser
-    _declare(native.new_local_repository, "p11kit", build_file = build_files + "p11kit.BUILD", path = "/usr/include/p11-kit-1")
+    _declare(native.new_local_repository, "p11kit", build_file = _build_file("p11kit.BUILD"), path = "/usr/include/p11-kit-1")
 
     # catch2 2.13 and libssl-dev: hsmactor's own tests and tools
-    _declare(native.new_local_repository, "catch2", build_file = build_files + "catch2.BUILD", path = "/usr/include")
-    _declare(native.new_local_repository, "openssl", build_file = build_files + "openssl.BUILD", path = "/usr/include")
+    _declare(native.new_local_repository, "catch2", build_file = _build_file("catch2.BUILD"), path = "/usr/include")
+    _declare(native.new_local_repository, "openssl", build_file = _build_file("openssl.BUILD"), path = "/usr/include")

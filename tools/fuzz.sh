@@ -36,8 +36,8 @@ sources_of() {
     sign_request) echo "tools/sign/sign_request.cpp tools/sign/json_lines.cpp pkcs11/bytes.cpp \
 pkcs11/error.cpp pkcs11/rv.cpp pkcs11/mechanism.cpp" ;;
     token_uri) echo "pool/token_uri.cpp pkcs11/error.cpp pkcs11/rv.cpp pkcs11/pin.cpp" ;;
-    fault_plan) echo "tests/fault/fault_plan.cpp tests/fault/fault_names.cpp" ;;
-    rv_error) echo "pkcs11/error.cpp pkcs11/rv.cpp tests/fault/fault_names.cpp" ;;
+    fault_plan) echo "testing/internal/fault_plan.cpp testing/internal/fault_names.cpp" ;;
+    rv_error) echo "pkcs11/error.cpp pkcs11/rv.cpp testing/internal/fault_names.cpp" ;;
     *) echo "fuzz.sh: unknown target '$1' (known: $all_targets)" >&2; return 1 ;;
   esac
 }

@@ -10,9 +10,9 @@ $BAZEL test --color=no --curses=no //... "$@"
 status=$?
 if [ -x examples/consumer/run.sh ]; then
   if ./examples/consumer/run.sh; then
-    echo "//examples/consumer:consumer_sign                                        PASSED"
+    echo "//examples/consumer (consumer_sign, consumer_fault_test)                 PASSED"
   else
-    echo "//examples/consumer:consumer_sign                                        FAILED"
+    echo "//examples/consumer (consumer_sign, consumer_fault_test)                 FAILED"
     status=1
   fi
 fi

@@ -1,37 +1,22 @@
 // A program outside hsmactor that uses it as a library: it makes a throwaway
 // SoftHSM2 token, generates an EC key there, signs one message, verifies the
 // signature (and that a tampered one fails), prints OK and exits 0.
-//
-// The token lives in a private directory under $TMPDIR that is removed at the
-// end; SOFTHSM2_CONF points there before anything loads SoftHSM2.
-#include <fcntl.h>
-#include <spawn.h>
-#include <stdlib.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <chrono>
-#include <cstdio>
-#include <filesystem>
-#include <fstream>
+#include <cstdlib>
+#include <exception>
 #include <iostream>
+#include <optional>
 #include <string>
-#include <vector>
 
 #include "hsmactor.hpp"
-
-extern char** environ;
+#include "throwaway_token.hpp"
 
 namespace {
 
-namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
 constexpr const char* kTokenLabel = "consumer";
 constexpr const char* kKeyLabel = "consumer-ec";
-// Throwaway PINs of a token that exists for the length of this program.
-constexpr const char* kSoPin = "12345678";
-constexpr const char* kUserPin = "1234";
 
 [[noreturn]] void fail(const std::string& what) {
   std::cerr << "consumer_sign: " << what << "\n";
@@ -44,64 +29,22 @@ T must(hsmactor::Result<T> result, const std::string& what) {
   return std::move(result).value();
 }
 
-/// Removes the token directory however the program ends.
-struct TokenDirectory {
-  fs::path path;
-  ~TokenDirectory() {
-    std::error_code ignored;
-    if (!path.empty()) fs::remove_all(path, ignored);
-  }
-};
-
-/// Returns a fresh private directory holding a SoftHSM2 config, and points
-/// SOFTHSM2_CONF at it.
-fs::path make_softhsm_config(TokenDirectory& directory) {
-  const char* tmp = std::getenv("TMPDIR");
-  std::string pattern = std::string(tmp && *tmp ? tmp : "/tmp") + "/hsmactor-consumer-XXXXXX";
-  if (::mkdtemp(pattern.data()) == nullptr) fail("cannot make a directory from " + pattern);
-  directory.path = pattern;
-  fs::create_directories(directory.path / "tokens");
-  fs::path config = directory.path / "softhsm2.conf";
-  std::ofstream(config) << "directories.tokendir = " << (directory.path / "tokens").string()
-                        << "\nobjectstore.backend = file\nlog.level = ERROR\n";
-  ::setenv("SOFTHSM2_CONF", config.c_str(), 1);
-  return config;
-}
-
-/// Initialises a token with SoftHSM2's own tool (hsmactor opens tokens; it
-/// does not create them).
-void init_token() {
-  std::vector<std::string> words = {"softhsm2-util", "--init-token", "--free", "--label",
-                                    kTokenLabel,     "--so-pin",     kSoPin,   "--pin",
-                                    kUserPin};
-  std::vector<char*> argv;
-  for (auto& word : words) argv.push_back(word.data());
-  argv.push_back(nullptr);
-  posix_spawn_file_actions_t quiet;
-  posix_spawn_file_actions_init(&quiet);
-  posix_spawn_file_actions_addopen(&quiet, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
-  pid_t child = 0;
-  int spawned = ::posix_spawnp(&child, argv[0], &quiet, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&quiet);
-  if (spawned != 0) fail("cannot run softhsm2-util (install softhsm2)");
-  int status = 0;
-  if (::waitpid(child, &status, 0) != child || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-    fail("softhsm2-util --init-token failed");
-  }
-}
-
 }  // namespace
 
 int main() {
-  TokenDirectory directory;
-  make_softhsm_config(directory);
-  init_token();
+  // Made before anything loads SoftHSM2, and removed however main returns.
+  std::optional<ThrowawayToken> softhsm;
+  try {
+    softhsm.emplace(kTokenLabel);
+  } catch (const std::exception& e) {
+    fail(e.what());
+  }
 
   const char* module = std::getenv("HSMACTOR_SOFTHSM2");
   hsmactor::TokenOptions options;
   options.module_path = module && *module ? module : "/usr/lib/softhsm/libsofthsm2.so";
-  options.label = kTokenLabel;
-  options.pin = hsmactor::Pin(kUserPin);
+  options.label = softhsm->label();
+  options.pin = hsmactor::Pin(ThrowawayToken::kUserPin);
 
   hsmactor::Hsm hsm;
   hsmactor::Token token = must(hsm.open_token(options), "open the token");

@@ -13,7 +13,7 @@
 #include "actors/library_registry.hpp"
 #include "actors/protocol.hpp"
 #include "actors/runtime.hpp"
-#include "tests/fault/fault_control.hpp"
+#include "testing/fault_control.hpp"
 #include "tests/support/softhsm_token.hpp"
 
 namespace hsmactor::testing {

@@ -7,7 +7,7 @@
 
 #include "actors/process.hpp"
 
-#include "tests/fault/fault_control.hpp"
+#include "testing/fault_control.hpp"
 #include "tests/support/softhsm_token.hpp"
 
 using namespace hsmactor;

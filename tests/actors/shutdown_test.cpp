@@ -6,7 +6,7 @@
 
 #include <vector>
 
-#include "tests/fault/fault_control.hpp"
+#include "testing/fault_control.hpp"
 #include "tests/support/softhsm_token.hpp"
 
 using namespace hsmactor;

@@ -1,4 +1,4 @@
-// Fuzzes the fault module's plan parser (tests/fault/fault_plan).
+// Fuzzes the fault module's plan parser (testing/internal/fault_plan).
 //
 // Properties, for any text:
 // - parse_plan never throws; it either parses (no error) or says why, naming
@@ -9,11 +9,11 @@
 //   where the header has one, else hex), parses to the same plan;
 // - function and CKR_* names round-trip, and so do numbers written in decimal
 //   and hex.
-#include "tests/fault/fault_plan.hpp"
+#include "testing/internal/fault_plan.hpp"
 
 #include <string>
 
-#include "tests/fault/fault_names.hpp"
+#include "testing/internal/fault_names.hpp"
 #include "tests/fuzz/fuzz_check.hpp"
 #include "tests/fuzz/fuzz_text.hpp"
 

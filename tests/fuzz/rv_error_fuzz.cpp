@@ -19,7 +19,7 @@
 #include <string>
 
 #include "pkcs11/rv.hpp"
-#include "tests/fault/fault_names.hpp"
+#include "testing/internal/fault_names.hpp"
 #include "tests/fuzz/fuzz_check.hpp"
 #include "tests/fuzz/fuzz_text.hpp"
 

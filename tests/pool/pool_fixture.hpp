@@ -24,7 +24,7 @@
 #include <string>
 
 #include "hsmactor.hpp"
-#include "tests/fault/fault_control.hpp"
+#include "testing/fault_control.hpp"
 #include "tests/support/softhsm_token.hpp"
 
 namespace hsmactor::testing {

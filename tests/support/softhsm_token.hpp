@@ -89,7 +89,7 @@ struct TestKeys {
 /// AES key of known value, labelled as in TestKeyLabels.
 TestKeys create_test_keys(pkcs11::Session& session);
 
-/// Returns the runfiles path of a file in this workspace ("tests/fault/x.so").
+/// Returns the runfiles path of a file in this workspace ("tests/pkcs11/x.so").
 std::string runfile(const std::string& workspace_relative_path);
 
 }  // namespace hsmactor::testing

@@ -11,7 +11,7 @@
 #include <iostream>
 
 #include "hsmactor.hpp"
-#include "tests/fault/fault_control.hpp"
+#include "testing/fault_control.hpp"
 #include "tools/soak/options.hpp"
 #include "tools/soak/soak.hpp"
 #include "tools/soak/soak_token.hpp"

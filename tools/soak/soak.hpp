@@ -29,7 +29,7 @@
 
 #include "pkcs11/error.hpp"
 #include "hsmactor.hpp"
-#include "tests/fault/fault_control.hpp"
+#include "testing/fault_control.hpp"
 #include "tools/soak/options.hpp"
 #include "tools/soak/soak_token.hpp"
 

@@ -13,10 +13,10 @@
 #include <string>
 
 #include "pkcs11/cryptoki.hpp"
-#include "tests/fault/fault_control.h"
-#include "tests/fault/fault_names.hpp"
-#include "tests/fault/fault_plan.hpp"
-#include "tests/fault/fault_state.hpp"
+#include "testing/fault_control.h"
+#include "testing/internal/fault_names.hpp"
+#include "testing/internal/fault_plan.hpp"
+#include "testing/internal/fault_state.hpp"
 
 namespace hsmactor::fault {
 namespace {

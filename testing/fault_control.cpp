@@ -1,4 +1,4 @@
-#include "tests/fault/fault_control.hpp"
+#include "testing/fault_control.hpp"
 
 #include <dlfcn.h>
 #include <unistd.h>
@@ -10,7 +10,9 @@
 namespace hsmactor::fault {
 namespace {
 
-constexpr const char* kRunfilesPath = "hsmactor/tests/fault/libhsmactor_fault.so";
+// Set by testing/BUILD.bazel: "<repository>/testing/libhsmactor_fault.so",
+// with the repository named as the workspace that builds us named it.
+constexpr const char* kRunfilesPath = HSMACTOR_FAULT_RUNFILE;
 
 bool is_file(const std::string& path) { return access(path.c_str(), R_OK) == 0; }
 
@@ -52,8 +54,8 @@ std::string fault_module_path() {
   std::string tried;
   for (const std::string& candidate : candidates) tried += "\n  " + candidate;
   throw std::runtime_error(
-      "libhsmactor_fault.so not found (add //tests/fault:libhsmactor_fault.so "
-      "to the test's data); tried:" +
+      "libhsmactor_fault.so not found (add @hsmactor//testing:fault_module "
+      "to the test's data, or set HSMACTOR_FAULT_MODULE); tried:" +
       tried);
 }
 

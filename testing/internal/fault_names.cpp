@@ -1,4 +1,4 @@
-#include "tests/fault/fault_names.hpp"
+#include "testing/internal/fault_names.hpp"
 
 namespace hsmactor::fault {
 namespace {

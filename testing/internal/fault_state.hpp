@@ -34,8 +34,8 @@
 #include <vector>
 
 #include "pkcs11/cryptoki.hpp"
-#include "tests/fault/fault_names.hpp"
-#include "tests/fault/fault_plan.hpp"
+#include "testing/internal/fault_names.hpp"
+#include "testing/internal/fault_plan.hpp"
 
 namespace hsmactor::fault {
 

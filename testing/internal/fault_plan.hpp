@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "pkcs11/cryptoki.hpp"
-#include "tests/fault/fault_names.hpp"
+#include "testing/internal/fault_names.hpp"
 
 namespace hsmactor::fault {
 

@@ -1,4 +1,4 @@
-#include "tests/fault/fault_plan.hpp"
+#include "testing/internal/fault_plan.hpp"
 
 namespace hsmactor::fault {
 namespace {

@@ -5,7 +5,7 @@
 // initializes it with CKF_OS_LOCKING_OK, creates its own token under
 // $TEST_TMPDIR and an EC P-256 key pair on it. Each test resets the faults,
 // opens its own sessions, logs in when it needs to, and closes what it opened.
-#include "tests/fault/fault_control.h"
+#include "testing/fault_control.h"
 
 #include <dlfcn.h>
 #include <stdlib.h>
@@ -31,7 +31,7 @@
 #include <catch2/catch.hpp>
 
 #include "pkcs11/cryptoki.hpp"
-#include "tests/fault/fault_control.hpp"
+#include "testing/fault_control.hpp"
 
 namespace hsmactor::fault {
 namespace {

@@ -6,6 +6,9 @@
 // missing module or symbol, an unknown function name, a bad plan) throws, so a
 // test cannot pass without the fault it meant to inject.
 //
+// Bazel: data = ["@hsmactor//testing:fault_module"],
+//        deps = ["@hsmactor//testing:fault_control"].
+//
 // Usage:
 //   FaultControl faults(fault_module_path());
 //   faults.reset();
@@ -18,13 +21,14 @@
 #include <string>
 
 #include "pkcs11/cryptoki.hpp"
-#include "tests/fault/fault_control.h"
+#include "testing/fault_control.h"
 
 namespace hsmactor::fault {
 
 /// Returns the path of libhsmactor_fault.so: $HSMACTOR_FAULT_MODULE if set,
 /// else from the Bazel runfiles ($TEST_SRCDIR, $RUNFILES_DIR, then
-/// <executable>.runfiles). Throws std::runtime_error listing the places tried.
+/// <executable>.runfiles), under whatever name the building workspace gave
+/// this repository. Throws std::runtime_error listing the places tried.
 std::string fault_module_path();
 
 class FaultControl {

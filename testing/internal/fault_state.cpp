@@ -1,4 +1,4 @@
-#include "tests/fault/fault_state.hpp"
+#include "testing/internal/fault_state.hpp"
 
 #include <dlfcn.h>
 #include <unistd.h>
