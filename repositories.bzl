@@ -42,3 +42,7 @@ def hsmactor_dependencies(hsmactor_path, hsmactor_name = "hsmactor"):
     # catch2 2.13 and libssl-dev: hsmactor's own tests and tools
     _declare(native.new_local_repository, "catch2", build_file = build_files + "catch2.BUILD", path = "/usr/include")
     _declare(native.new_local_repository, "openssl", build_file = build_files + "openssl.BUILD", path = "/usr/include")
+
+    # nlohmann-json3-dev and libcli11-dev: the tools' JSON lines and command lines
+    _declare(native.new_local_repository, "nlohmann_json", build_file = build_files + "nlohmann_json.BUILD", path = "/usr/include")
+    _declare(native.new_local_repository, "cli11", build_file = build_files + "cli11.BUILD", path = "/usr/include")
