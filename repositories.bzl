@@ -76,3 +76,7 @@ def hsmactor_dependencies(hsmactor_path = None, hsmactor_name = None):
     # catch2 2.13 and libssl-dev: hsmactor's own tests and tools
     _declare(native.new_local_repository, "catch2", build_file = _build_file("catch2.BUILD"), path = "/usr/include")
     _declare(native.new_local_repository, "openssl", build_file = _build_file("openssl.BUILD"), path = "/usr/include")
+
+    # nlohmann-json3-dev and libcli11-dev: the tools' JSON lines and command lines
+    _declare(native.new_local_repository, "nlohmann_json", build_file = _build_file("nlohmann_json.BUILD"), path = "/usr/include")
+    _declare(native.new_local_repository, "cli11", build_file = _build_file("cli11.BUILD"), path = "/usr/include")

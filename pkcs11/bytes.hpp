@@ -41,10 +41,4 @@ std::string to_hex(ByteView bytes);
 /// Returns the bytes of a hex string (either case), or nothing if it is not hex.
 std::optional<Bytes> from_hex(std::string_view hex);
 
-/// Returns standard base64 (with padding).
-std::string to_base64(ByteView bytes);
-
-/// Returns the bytes of standard base64 (padding optional), or nothing.
-std::optional<Bytes> from_base64(std::string_view text);
-
 }  // namespace hsmactor

@@ -33,7 +33,7 @@ targets="${*:-$all_targets}"
 sources_of() {
   case "$1" in
     json_lines) echo "tools/sign/json_lines.cpp pkcs11/error.cpp pkcs11/rv.cpp" ;;
-    sign_request) echo "tools/sign/sign_request.cpp tools/sign/json_lines.cpp pkcs11/bytes.cpp \
+    sign_request) echo "tools/sign/sign_request.cpp tools/sign/json_lines.cpp tools/sign/base64.cpp pkcs11/bytes.cpp \
 pkcs11/error.cpp pkcs11/rv.cpp pkcs11/mechanism.cpp" ;;
     token_uri) echo "pool/token_uri.cpp pkcs11/error.cpp pkcs11/rv.cpp pkcs11/pin.cpp" ;;
     fault_plan) echo "testing/internal/fault_plan.cpp testing/internal/fault_names.cpp" ;;

@@ -18,6 +18,7 @@
 #include "pkcs11/bytes.hpp"
 #include "tests/fuzz/fuzz_check.hpp"
 #include "tests/fuzz/fuzz_text.hpp"
+#include "tools/sign/base64.hpp"
 #include "tools/sign/json_lines.hpp"
 
 namespace hsmactor::sign {

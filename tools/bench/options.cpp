@@ -2,8 +2,11 @@
 
 #include <cerrno>
 #include <cstdlib>
-#include <set>
+#include <map>
 #include <string_view>
+#include <utility>
+
+#include <CLI/CLI.hpp>
 
 namespace hsmactor::bench {
 namespace {
@@ -62,107 +65,145 @@ Result<std::vector<T>> parse_list(const std::string& flag, const std::string& te
   return items;
 }
 
+/// Returns what CLI11 refused, in the words the hand-written parser used
+/// ("--csv needs a value"); anything else as CLI11 says it.
+std::string cli11_reason(const CLI::ParseError& error) {
+  std::string what = error.what();
+  std::size_t colon = what.find(':');
+  // "--csv: 1 required TEXT missing", or given_value's "--csv: needs a value".
+  bool missing = what.find(" required ") != std::string::npos ||
+                 dynamic_cast<const CLI::ValidationError*>(&error) != nullptr;
+  if (missing && colon != std::string::npos) {
+    std::string flag = what.substr(0, colon);
+    return flag + " needs a value (" + flag + "=...)";
+  }
+  constexpr std::string_view kOverride = " was given a disallowed flag override";
+  if (std::size_t at = what.find(kOverride); at != std::string::npos) {
+    std::string name = what.substr(0, at);  // CLI11 drops the dashes here
+    if (name.rfind('-', 0) != 0) name = (name.size() == 1 ? "-" : "--") + name;
+    return name + " takes no value";
+  }
+  return what;
+}
+
 }  // namespace
 
 Result<Options> parse_options(const std::vector<std::string>& arguments) {
   Options options;
-  std::set<std::string> given;
-  for (const std::string& argument : arguments) {
-    std::size_t equals = argument.find('=');
-    std::string flag = argument.substr(0, equals);
-    std::string value = equals == std::string::npos ? "" : argument.substr(equals + 1);
-    bool has_value = equals != std::string::npos;
-    auto need_value = [&]() -> Result<void> {
-      if (!has_value || value.empty()) return bad(flag + " needs a value (" + flag + "=...)");
-      return success();
-    };
-    if (flag == "--help" || flag == "-h") {
-      options.help = true;
-      continue;
+  CLI::App app{"hsmactor-bench"};
+  // --help is an ordinary flag here: it neither throws nor ends the parse,
+  // and usage() is the help text.
+  app.set_help_flag();
+  app.allow_extras();
+  // As before CLI11: a flag given twice keeps its last value.
+  app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+
+  // A value that is empty or looks like a flag is a forgotten value: CLI11
+  // takes the argument after "--csv" or "--csv=" as its value, even "--quick".
+  const CLI::Validator given_value(
+      [](std::string& value) -> std::string {
+        return value.empty() || value.rfind("--", 0) == 0 ? "needs a value" : "";
+      },
+      "VALUE");
+
+  app.add_flag("-h,--help", options.help)->disable_flag_override();
+  app.add_flag("--breakdown", options.breakdown)->disable_flag_override();
+  app.add_flag("--quick", options.quick)->disable_flag_override();
+
+  // Paths and names are taken as given; everything else is checked below,
+  // by this tool's rules rather than CLI11's (which reads "010" as octal).
+  std::map<std::string, std::string> raw;
+  for (const char* flag : {"--ops", "--strategies", "--concurrency", "--seconds", "--warmup",
+                           "--repeat", "--max-sessions", "--window", "--actor-window",
+                           "--memory-sessions", "--scheduler", "--scheduler-threads"}) {
+    app.add_option(flag, raw[flag])->check(given_value);
+  }
+  app.add_option("--csv", options.csv_path)->check(given_value);
+  app.add_option("--plot", options.plot_path)->check(given_value);
+  app.add_option("--module", options.module_path)->check(given_value);
+  app.add_option("--engine", options.engine_path)->check(given_value);
+  app.add_option("--token-dir", options.token_dir)->check(given_value);
+  app.add_option("--token-label", options.token_label)->check(given_value);
+
+  try {
+    // CLI11 wants the arguments last first.
+    app.parse(std::vector<std::string>(arguments.rbegin(), arguments.rend()));
+  } catch (const CLI::ParseError& error) {
+    return bad(cli11_reason(error));
+  }
+  if (std::vector<std::string> extra = app.remaining(); !extra.empty()) {
+    const std::string& first = extra.front();
+    if (first.rfind("-", 0) != 0) return bad("unexpected argument " + first);
+    return bad("unknown flag " + first.substr(0, first.find('=')));
+  }
+  auto given = [&](const char* flag) { return app.count(flag) > 0; };
+
+  if (given("--ops")) {
+    auto list = parse_list<Operation>("--ops", raw["--ops"], parse_operation, all_operations());
+    if (!list) return list.error();
+    options.operations = *list;
+  }
+  if (given("--strategies")) {
+    auto list = parse_list<StrategyKind>("--strategies", raw["--strategies"], parse_strategy,
+                                         all_strategies());
+    if (!list) return list.error();
+    options.strategies = *list;
+  }
+  if (given("--concurrency")) {
+    options.concurrency.clear();
+    for (const std::string& part : split(raw["--concurrency"])) {
+      auto level = parse_positive("--concurrency", part);
+      if (!level) return level.error();
+      if (*level > 4096) return bad("--concurrency is capped at 4096 callers");
+      options.concurrency.push_back(static_cast<int>(*level));
     }
-    if (flag == "--breakdown") {
-      if (has_value) return bad("--breakdown takes no value");
-      options.breakdown = true;
-      continue;
+    if (options.concurrency.empty()) return bad("--concurrency wants at least one level");
+  }
+  if (given("--seconds")) {
+    auto seconds = parse_seconds("--seconds", raw["--seconds"], false);
+    if (!seconds) return seconds.error();
+    options.seconds = *seconds;
+  }
+  if (given("--warmup")) {
+    auto seconds = parse_seconds("--warmup", raw["--warmup"], true);
+    if (!seconds) return seconds.error();
+    options.warmup = *seconds;
+  }
+  if (given("--repeat")) {
+    auto runs = parse_positive("--repeat", raw["--repeat"]);
+    if (!runs) return runs.error();
+    if (*runs > 99) return bad("--repeat is capped at 99");
+    options.repeat = static_cast<int>(*runs);
+  }
+  const std::pair<const char*, std::size_t*> counts[] = {
+      {"--max-sessions", &options.max_sessions},
+      {"--window", &options.window},
+      {"--actor-window", &options.actor_window},
+      {"--memory-sessions", &options.memory_sessions},
+      {"--scheduler-threads", &options.scheduler_threads},
+  };
+  for (const auto& [flag, field] : counts) {
+    if (!given(flag)) continue;
+    const std::string& value = raw[flag];
+    // Only the memory probe can be switched off with 0.
+    bool off = value == "0" && std::string_view(flag) == "--memory-sessions";
+    auto number = off ? Result<long>(0L) : parse_positive(flag, value);
+    if (!number) return number.error();
+    *field = static_cast<std::size_t>(*number);
+  }
+  if (given("--scheduler")) {
+    const std::string& policy = raw["--scheduler"];
+    if (policy != "stealing" && policy != "sharing") {
+      return bad("--scheduler wants stealing or sharing, not \"" + policy + "\"");
     }
-    if (flag == "--quick") {
-      if (has_value) return bad("--quick takes no value");
-      options.quick = true;
-      continue;
-    }
-    if (auto checked = need_value(); !checked) return checked.error();
-    given.insert(flag);
-    if (flag == "--ops") {
-      auto list = parse_list<Operation>(flag, value, parse_operation, all_operations());
-      if (!list) return list.error();
-      options.operations = *list;
-    } else if (flag == "--strategies") {
-      auto list = parse_list<StrategyKind>(flag, value, parse_strategy, all_strategies());
-      if (!list) return list.error();
-      options.strategies = *list;
-    } else if (flag == "--concurrency") {
-      options.concurrency.clear();
-      for (const std::string& part : split(value)) {
-        auto level = parse_positive(flag, part);
-        if (!level) return level.error();
-        if (*level > 4096) return bad("--concurrency is capped at 4096 callers");
-        options.concurrency.push_back(static_cast<int>(*level));
-      }
-      if (options.concurrency.empty()) return bad("--concurrency wants at least one level");
-    } else if (flag == "--seconds") {
-      auto seconds = parse_seconds(flag, value, false);
-      if (!seconds) return seconds.error();
-      options.seconds = *seconds;
-    } else if (flag == "--warmup") {
-      auto seconds = parse_seconds(flag, value, true);
-      if (!seconds) return seconds.error();
-      options.warmup = *seconds;
-    } else if (flag == "--repeat") {
-      auto runs = parse_positive(flag, value);
-      if (!runs) return runs.error();
-      if (*runs > 99) return bad("--repeat is capped at 99");
-      options.repeat = static_cast<int>(*runs);
-    } else if (flag == "--max-sessions" || flag == "--window" || flag == "--actor-window" ||
-               flag == "--memory-sessions") {
-      auto number = value == "0" && flag == "--memory-sessions" ? Result<long>(0L)
-                                                                 : parse_positive(flag, value);
-      if (!number) return number.error();
-      std::size_t count = static_cast<std::size_t>(*number);
-      if (flag == "--max-sessions") options.max_sessions = count;
-      if (flag == "--window") options.window = count;
-      if (flag == "--actor-window") options.actor_window = count;
-      if (flag == "--memory-sessions") options.memory_sessions = count;
-    } else if (flag == "--scheduler") {
-      if (value != "stealing" && value != "sharing") {
-        return bad("--scheduler wants stealing or sharing, not \"" + value + "\"");
-      }
-      options.scheduler_policy = value;
-    } else if (flag == "--scheduler-threads") {
-      auto threads = parse_positive(flag, value);
-      if (!threads) return threads.error();
-      options.scheduler_threads = static_cast<std::size_t>(*threads);
-    } else if (flag == "--csv") {
-      options.csv_path = value;
-    } else if (flag == "--plot") {
-      options.plot_path = value;
-    } else if (flag == "--module") {
-      options.module_path = value;
-    } else if (flag == "--engine") {
-      options.engine_path = value;
-    } else if (flag == "--token-dir") {
-      options.token_dir = value;
-    } else if (flag == "--token-label") {
-      options.token_label = value;
-    } else {
-      return bad("unknown flag " + flag);
-    }
+    options.scheduler_policy = policy;
   }
   if (options.quick) {
     // A short run for demos: every operation and strategy, fewer levels.
-    if (!given.count("--seconds")) options.seconds = 0.25;
-    if (!given.count("--warmup")) options.warmup = 0.1;
-    if (!given.count("--concurrency")) options.concurrency = {1, 2, 16};
-    if (!given.count("--memory-sessions")) options.memory_sessions = 16;
+    if (!given("--seconds")) options.seconds = 0.25;
+    if (!given("--warmup")) options.warmup = 0.1;
+    if (!given("--concurrency")) options.concurrency = {1, 2, 16};
+    if (!given("--memory-sessions")) options.memory_sessions = 16;
   }
   return options;
 }

@@ -56,9 +56,11 @@ struct Options {
   bool help = false;
 };
 
-/// Returns the options `arguments` (without the program name) ask for. Unknown
-/// flags and malformed values are errors (Condition::invalid_argument).
-/// `--quick` changes only the settings no other flag sets.
+/// Returns the options `arguments` (without the program name) ask for, read
+/// with CLI11 (`--name=value` or `--name value`; a repeated flag keeps its
+/// last value). Unknown flags and malformed values are errors
+/// (Condition::invalid_argument). `--quick` changes only the settings no other
+/// flag sets.
 Result<Options> parse_options(const std::vector<std::string>& arguments);
 
 /// Returns the help text.

@@ -66,6 +66,31 @@ TEST_CASE("malformed flags are refused with a reason") {
   }
 }
 
+TEST_CASE("refusals name the flag in the words the tool always used") {
+  auto detail = [](std::vector<std::string> arguments) {
+    auto options = parse_options(arguments);
+    REQUIRE_FALSE(options);
+    return options.error().detail();
+  };
+  CHECK(detail({"--frobnicate=1"}) == "unknown flag --frobnicate");
+  CHECK(detail({"--csv"}) == "--csv needs a value (--csv=...)");
+  CHECK(detail({"--csv=", "--quick"}) == "--csv needs a value (--csv=...)");
+  CHECK(detail({"--csv", "--quick"}) == "--csv needs a value (--csv=...)");
+  CHECK(detail({"--quick=yes"}) == "--quick takes no value");
+  CHECK(detail({"--window=0"}) == "--window wants a positive integer, not \"0\"");
+  CHECK(detail({"--seconds=nan"}).find("--seconds wants seconds") == 0);
+  CHECK(detail({"stray"}) == "unexpected argument stray");
+}
+
+TEST_CASE("values may follow a space and the last of a repeated flag wins") {
+  auto options = parse_options({"--ops", "rsa", "--window=010", "--window=3", "-h"});
+  REQUIRE(options);
+  CHECK(options->operations == std::vector<Operation>{Operation::rsa});
+  CHECK(options->window == 3);
+  CHECK(options->help);
+  CHECK(parse_options({"--window=010"})->window == 10);  // decimal, not octal
+}
+
 TEST_CASE("help is recognised and usage names every flag") {
   auto options = parse_options({"--help"});
   REQUIRE(options);

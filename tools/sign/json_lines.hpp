@@ -5,6 +5,9 @@
 // false, null, duplicate names, trailing text, invalid UTF-8) is an error for
 // that line, never for the stream. Output lines are built with JsonLine; a
 // reader of answers allows one level of nesting for their "error" object.
+// nlohmann-json does the lexing, UTF-8 checks and escaping; this layer adds
+// the record rules and keeps every number's text exactly as written, however
+// large (a line may hold up to 16 beyond a double's range).
 //
 // Usage:
 //   Result<JsonObject> record = parse_json_object(R"({"id": "7", "key": "ec256"})");

@@ -35,6 +35,32 @@ TEST_CASE("numbers are kept as their literal text") {
   CHECK(parsed->find("c")->text == "0");
 }
 
+TEST_CASE("numbers of any size keep their exact text") {
+  std::string huge(400, '9');
+  std::string line = R"({"a": -0, "b": 18446744073709551616, "c": -9223372036854775809, )"
+                     R"("d": 1e999, "e": -1E-999, "f": )" + huge + "}";
+  auto parsed = parse_json_object(line);
+  REQUIRE(parsed.ok());
+  CHECK(parsed->find("a")->text == "-0");
+  CHECK(parsed->find("b")->text == "18446744073709551616");
+  CHECK(parsed->find("c")->text == "-9223372036854775809");
+  CHECK(parsed->find("d")->text == "1e999");
+  CHECK(parsed->find("e")->text == "-1E-999");
+  CHECK(parsed->find("f")->text == huge);
+  CHECK(parse_json_object(R"({"a": 18446744073709551615, "b": -9223372036854775808})")
+            ->find("b")
+            ->text == "-9223372036854775808");
+}
+
+TEST_CASE("a line with more than 16 numbers beyond a double is refused") {
+  std::string line = "{";
+  for (int i = 0; i < 17; ++i) line += (i ? ", \"n" : "\"n") + std::to_string(i) + "\": 1e999";
+  CHECK(error_of(line + "}").find("more than 16 numbers beyond the range of a double") !=
+        std::string::npos);
+  line.resize(line.rfind(','));
+  CHECK(parse_json_object(line + "}").ok());
+}
+
 TEST_CASE("the empty object and UTF-8 outside escapes are accepted") {
   CHECK(parse_json_object("{}").ok());
   auto parsed = parse_json_object("{\"k\": \"caf\xc3\xa9\"}");
@@ -56,6 +82,8 @@ TEST_CASE("anything but a flat object of strings and numbers is rejected with it
   CHECK(error_of(R"({"a" "b"})").find("expected ':'") != std::string::npos);
   CHECK(error_of(R"({"a": "b)").find("unterminated string") != std::string::npos);
   CHECK(error_of(R"({"a": "b"})" "}").find("unexpected text") != std::string::npos);
+  CHECK(error_of(std::string_view("{}\0{}", 5)) ==
+        "bad JSON at column 3: unexpected text after the object");
   CHECK(error_of(R"({"a": 01})").find("expected ',' or '}'") != std::string::npos);
   CHECK(error_of(R"({"a": 1.})").find("digit after '.'") != std::string::npos);
   CHECK(error_of(R"({"a": -})").find("expected a digit") != std::string::npos);
@@ -66,6 +94,15 @@ TEST_CASE("anything but a flat object of strings and numbers is rejected with it
 TEST_CASE("a duplicate member name is rejected at the duplicate") {
   CHECK(error_of(R"({"id": "1", "id": "2"})") ==
         "bad JSON at column 13: duplicate member \"id\"");
+  CHECK(error_of(R"({"a\u0022\\": "1", "a\"\\": 2})") ==
+        "bad JSON at column 20: duplicate member \"a\\\"\\\\\"");
+  CHECK_FALSE(parse_json_object(R"({"e": {"x": "1", "x": "2"}})", 1).ok());
+}
+
+TEST_CASE("a byte order mark or a bare value is not a record") {
+  CHECK(error_of("\xef\xbb\xbf{}") ==
+        "bad JSON at column 1: expected '{' (a record is one JSON object)");
+  CHECK(error_of("  \"a\"") == "bad JSON at column 3: expected '{' (a record is one JSON object)");
 }
 
 TEST_CASE("bad escapes, raw control characters and invalid UTF-8 are rejected") {
@@ -100,7 +137,7 @@ TEST_CASE("json_quote escapes what JSON requires and replaces invalid UTF-8") {
   CHECK(json_quote("a\"b\\c\n\t\r\b\f") == R"("a\"b\\c\n\t\r\b\f")");
   CHECK(json_quote(std::string_view("\x01\x1f\x7f", 3)) == R"("\u0001\u001f\u007f")");
   CHECK(json_quote("caf\xc3\xa9") == "\"caf\xc3\xa9\"");
-  CHECK(json_quote("bad\xff") == R"("bad\ufffd")");
+  CHECK(json_quote("bad\xff") == "\"bad\xef\xbf\xbd\"");  // U+FFFD
 }
 
 TEST_CASE("a written line parses back to what was written") {

@@ -10,6 +10,7 @@
 
 #include <catch2/catch.hpp>
 
+#include "tools/sign/base64.hpp"
 #include "tools/sign/json_lines.hpp"
 
 namespace hsmactor::sign {

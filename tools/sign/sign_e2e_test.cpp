@@ -18,6 +18,7 @@
 #include "pkcs11/session.hpp"
 #include "tests/support/openssl_check.hpp"
 #include "tests/support/softhsm_token.hpp"
+#include "tools/sign/base64.hpp"
 #include "tools/sign/json_lines.hpp"
 
 namespace hsmactor::sign {

@@ -2,6 +2,7 @@
 
 #include <openssl/evp.h>
 
+#include "tools/sign/base64.hpp"
 #include "tools/sign/json_lines.hpp"
 
 namespace hsmactor::sign {

@@ -2,8 +2,10 @@
 
 #include <cerrno>
 #include <cstdlib>
-#include <functional>
 #include <map>
+#include <vector>
+
+#include <CLI/CLI.hpp>
 
 namespace hsmactor::soak {
 namespace {
@@ -64,82 +66,83 @@ std::string usage() {
 
 Result<SoakOptions> parse_options(int argc, const char* const* argv) {
   SoakOptions options;
-  using Setter = std::function<Result<void>(const std::string&, const std::string&)>;
-  auto count = [](std::size_t& field, std::uint64_t low, std::uint64_t high) -> Setter {
-    return [&field, low, high](const std::string& flag, const std::string& text) -> Result<void> {
-      auto value = parse_count(flag, text, low, high);
-      if (!value) return value.error();
-      field = static_cast<std::size_t>(*value);
-      return success();
-    };
+  CLI::App app{"hsmactor-soak"};
+  // usage() is the help text; --help only sets a field.
+  app.set_help_flag();
+  app.allow_extras();
+  // A flag given twice keeps its last value, as before CLI11.
+  app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  app.add_flag("-h,--help", options.help)->disable_flag_override();
+  app.add_flag("--tolerate-stream-key-bug", options.tolerate_stream_key_bug)
+      ->disable_flag_override();
+
+  // Numbers are read as text and checked here: CLI11 would take "010" as octal.
+  struct Count {
+    const char* flag;
+    std::uint64_t low;
+    std::uint64_t high;
+    std::size_t* field;
   };
-  const std::map<std::string, Setter> setters = {
-      {"--requests", count(options.requests, 1, 100000000)},
-      {"--callers", count(options.callers, 1, 1024)},
-      {"--window", count(options.window, 1, 1024)},
-      {"--pulls", count(options.pulls, 0, 100)},
-      {"--kills", count(options.kills, 0, 10000)},
-      {"--verify-every", count(options.verify_every, 1, 1000000)},
-      {"--sessions", count(options.sessions, 1, 1024)},
-      {"--stale-rate",
-       [&](const std::string& flag, const std::string& text) -> Result<void> {
-         auto value = parse_rate(flag, text);
-         if (!value) return value.error();
-         options.stale_rate = *value;
-         return success();
-       }},
-      {"--seed",
-       [&](const std::string& flag, const std::string& text) -> Result<void> {
-         auto value = parse_count(flag, text, 0, UINT64_MAX);
-         if (!value) return value.error();
-         options.seed = *value;
-         return success();
-       }},
-      {"--hang-limit",
-       [&](const std::string& flag, const std::string& text) -> Result<void> {
-         auto value = parse_count(flag, text, 1, 3600);
-         if (!value) return value.error();
-         options.hang_limit = std::chrono::seconds(*value);
-         return success();
-       }},
-      {"--module",
-       [&](const std::string& flag, const std::string& text) -> Result<void> {
-         if (text.empty()) return bad(flag + " needs a path");
-         options.module = text;
-         return success();
-       }},
-      {"--token-dir",
-       [&](const std::string& flag, const std::string& text) -> Result<void> {
-         if (text.empty()) return bad(flag + " needs a directory");
-         options.token_dir = text;
-         return success();
-       }},
+  const Count counts[] = {
+      {"--requests", 1, 100000000, &options.requests},
+      {"--callers", 1, 1024, &options.callers},
+      {"--window", 1, 1024, &options.window},
+      {"--pulls", 0, 100, &options.pulls},
+      {"--kills", 0, 10000, &options.kills},
+      {"--verify-every", 1, 1000000, &options.verify_every},
+      {"--sessions", 1, 1024, &options.sessions},
   };
-  for (int i = 1; i < argc; ++i) {
-    std::string arg = argv[i];
-    if (arg == "--help" || arg == "-h") {
-      options.help = true;
-      continue;
-    }
-    if (arg == "--tolerate-stream-key-bug") {
-      options.tolerate_stream_key_bug = true;
-      continue;
-    }
-    std::string value;
-    bool has_value = false;
-    if (auto eq = arg.find('='); eq != std::string::npos) {
-      value = arg.substr(eq + 1);
-      arg = arg.substr(0, eq);
-      has_value = true;
-    }
-    auto setter = setters.find(arg);
-    if (setter == setters.end()) return bad("unknown flag " + arg);
-    if (!has_value) {
-      if (i + 1 >= argc) return bad(arg + " needs a value");
-      value = argv[++i];
-    }
-    if (auto set = setter->second(arg, value); !set) return set.error();
+  std::map<std::string, std::string> raw;
+  for (const Count& count : counts) app.add_option(count.flag, raw[count.flag]);
+  for (const char* flag : {"--stale-rate", "--seed", "--hang-limit"}) {
+    app.add_option(flag, raw[flag]);
   }
+  app.add_option("--module", options.module);
+  app.add_option("--token-dir", options.token_dir);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& error) {
+    std::string what = error.what();
+    // CLI11 says "--seed: 1 required TEXT missing" and, for a flag given a
+    // value, "tolerate-stream-key-bug was given a disallowed flag override".
+    if (what.find(" required ") != std::string::npos && what.find(':') != std::string::npos) {
+      return bad(what.substr(0, what.find(':')) + " needs a value");
+    }
+    if (std::size_t at = what.find(" was given a disallowed flag override");
+        at != std::string::npos) {
+      return bad("--" + what.substr(0, at) + " takes no value");
+    }
+    return bad(what);
+  }
+  if (std::vector<std::string> extra = app.remaining(); !extra.empty()) {
+    return bad("unknown flag " + extra.front().substr(0, extra.front().find('=')));
+  }
+  auto given = [&](const char* flag) { return app.count(flag) > 0; };
+
+  for (const Count& count : counts) {
+    if (!given(count.flag)) continue;
+    auto value = parse_count(count.flag, raw[count.flag], count.low, count.high);
+    if (!value) return value.error();
+    *count.field = static_cast<std::size_t>(*value);
+  }
+  if (given("--stale-rate")) {
+    auto value = parse_rate("--stale-rate", raw["--stale-rate"]);
+    if (!value) return value.error();
+    options.stale_rate = *value;
+  }
+  if (given("--seed")) {
+    auto value = parse_count("--seed", raw["--seed"], 0, UINT64_MAX);
+    if (!value) return value.error();
+    options.seed = *value;
+  }
+  if (given("--hang-limit")) {
+    auto value = parse_count("--hang-limit", raw["--hang-limit"], 1, 3600);
+    if (!value) return value.error();
+    options.hang_limit = std::chrono::seconds(*value);
+  }
+  if (given("--module") && options.module.empty()) return bad("--module needs a path");
+  if (given("--token-dir") && options.token_dir.empty()) return bad("--token-dir needs a directory");
   if (options.window * options.callers > (std::size_t{1} << 20)) {
     return bad("--callers x --window must be at most 1048576");
   }

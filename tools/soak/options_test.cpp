@@ -50,6 +50,19 @@ TEST_CASE("unknown flags, missing values and values out of range are refused") {
   CHECK_FALSE(parse({"--stale-rate", "nan"}).ok());
   CHECK_FALSE(parse({"--module="}).ok());
   CHECK(parse({"--requests", "0"}).error().condition() == Condition::invalid_argument);
+  CHECK(parse({"--request", "5"}).error().detail() == "unknown flag --request");
+  CHECK(parse({"--seed"}).error().detail() == "--seed needs a value");
+  CHECK(parse({"--tolerate-stream-key-bug=1"}).error().detail() ==
+        "--tolerate-stream-key-bug takes no value");
+  CHECK(parse({"--callers", "12x"}).error().detail() == "--callers needs a number, got \"12x\"");
+}
+
+TEST_CASE("numbers are decimal and a repeated flag keeps its last value") {
+  auto options = parse({"--callers=010", "--window", "2", "--window=3", "-h"});
+  REQUIRE(options.ok());
+  CHECK(options->callers == 10);
+  CHECK(options->window == 3);
+  CHECK(options->help);
 }
 
 }  // namespace
