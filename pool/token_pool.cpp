@@ -47,6 +47,8 @@ struct PoolState {
   Clock::time_point ceiling_lowered_at;
   std::deque<WaitingStream> streams;
   bool stopping = false;
+  /// Answered once every session is down after a stop.
+  caf::typed_response_promise<bool> stopped;
   /// A sweep is due: jobs or streams are waiting.
   bool sweeping = false;
   const char* name = "hsmactor.pool";
@@ -315,7 +317,10 @@ pool_actor::behavior_type pool_impl(pool_pointer self, supervisor_actor supervis
     // `serve` message arrived cannot, so free its slot here (a no-op otherwise).
     state.queue().detach(it->second.slot, down.source);
     state.sessions.erase(it);
-    if (state.stopping) return;
+    if (state.stopping) {
+      if (state.sessions.empty() && state.stopped.pending()) state.stopped.deliver(true);
+      return;
+    }
     Error why = from_caf_error(down.reason);
     if (why.rv() == CKR_SESSION_COUNT) {
       // The token had no room for that session: lower the ceiling (for a
@@ -405,7 +410,7 @@ pool_actor::behavior_type pool_impl(pool_pointer self, supervisor_actor supervis
         metrics.sessions_max = state.ceiling;
         return metrics;
       },
-      [self](stop_atom) -> bool {
+      [self](stop_atom) -> caf::result<bool> {
         auto& state = self->state;
         state.stopping = true;
         state.queue().close();
@@ -416,11 +421,15 @@ pool_actor::behavior_type pool_impl(pool_pointer self, supervisor_actor supervis
           fail_stream(self, waiting, shutting_down_error("open_stream"));
         }
         // Jobs in flight are answered by their sessions before the exit
-        // message (mailboxes are FIFO), or with broken_promise.
+        // message (mailboxes are FIFO), or with broken_promise. The answer
+        // waits until every session is down, so that a logout after it never
+        // pulls the login from under a call still running.
         for (auto& [address, session] : state.sessions) {
           self->send_exit(session.handle, caf::exit_reason::user_shutdown);
         }
-        return true;
+        if (state.sessions.empty()) return true;
+        state.stopped = self->make_response_promise<bool>();
+        return state.stopped;
       },
       [self](sweep_atom) {
         auto& state = self->state;
