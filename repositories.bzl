@@ -42,3 +42,6 @@ def hsmactor_dependencies(hsmactor_path, hsmactor_name = "hsmactor"):
     # catch2 2.13 and libssl-dev: hsmactor's own tests and tools
     _declare(native.new_local_repository, "catch2", build_file = build_files + "catch2.BUILD", path = "/usr/include")
     _declare(native.new_local_repository, "openssl", build_file = build_files + "openssl.BUILD", path = "/usr/include")
+
+    # libasio-dev 1.22.1 (standalone Asio): only //asio and examples/sign_server use it
+    _declare(native.new_local_repository, "asio", build_file = build_files + "asio.BUILD", path = "/usr/include")

@@ -5,7 +5,7 @@
 set -eu
 
 PACKAGES="bazel-bootstrap bazel-rules-java libcaf-dev softhsm2 catch2 libp11-kit-dev opensc \
-libssl-dev openssl libengine-pkcs11-openssl g++ python3"
+libssl-dev openssl libengine-pkcs11-openssl g++ python3 libasio-dev wrk"
 
 missing=""
 for package in $PACKAGES; do
