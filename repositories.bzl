@@ -80,3 +80,6 @@ def hsmactor_dependencies(hsmactor_path = None, hsmactor_name = None):
     # nlohmann-json3-dev and libcli11-dev: the tools' JSON lines and command lines
     _declare(native.new_local_repository, "nlohmann_json", build_file = _build_file("nlohmann_json.BUILD"), path = "/usr/include")
     _declare(native.new_local_repository, "cli11", build_file = _build_file("cli11.BUILD"), path = "/usr/include")
+
+    # libasio-dev 1.22.1 (standalone Asio): only //asio and examples/sign_server use it
+    _declare(native.new_local_repository, "asio", build_file = _build_file("asio.BUILD"), path = "/usr/include")

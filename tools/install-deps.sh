@@ -6,7 +6,7 @@ set -eu
 
 PACKAGES="bazel-bootstrap bazel-rules-java libcaf-dev softhsm2 catch2 libp11-kit-dev opensc \
 libssl-dev openssl libengine-pkcs11-openssl g++ python3 \
-nlohmann-json3-dev libcli11-dev"
+nlohmann-json3-dev libcli11-dev libasio-dev wrk"
 
 missing=""
 for package in $PACKAGES; do
