@@ -49,7 +49,7 @@ TEST_CASE("co_await async_sign and async_verify") {
   bool verified_here = false;
   bool verified_by_openssl = false;
   run_coroutine([&]() -> asio::awaitable<void> {
-    Bytes signature = co_await async_sign(token, token.key(TestKeyLabels::ec256),
+    Bytes signature = co_await async_sign(token, token.private_key(TestKeyLabels::ec256),
                                           Mechanism::ecdsa(), digest, asio::use_awaitable);
     verified_by_openssl = openssl::verify_ecdsa(asio_test_token().ec256_public, digest, signature);
     verified_here = co_await async_verify(token, Key::public_key(TestKeyLabels::ec256),
@@ -101,7 +101,7 @@ TEST_CASE("as_tuple hands the error code to the coroutine without throwing") {
   Error diagnostics;
   run_coroutine([&]() -> asio::awaitable<void> {
     auto [ec, signature] = co_await async_sign(
-        token, token.key("no-such-key"), Mechanism::ecdsa(), Bytes(32, 1), diagnostics,
+        token, token.private_key("no-such-key"), Mechanism::ecdsa(), Bytes(32, 1), diagnostics,
         asio::experimental::as_tuple(asio::use_awaitable));
     got = ec;
     CHECK(signature.empty());

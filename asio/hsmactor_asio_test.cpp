@@ -46,7 +46,7 @@ TEST_CASE("async_sign with a callback completes on the bound io_context") {
   bool on_loop = false;
   std::error_code got_ec;
   Bytes signature;
-  async_sign(token, token.key(TestKeyLabels::ec256), Mechanism::ecdsa(), digest,
+  async_sign(token, token.private_key(TestKeyLabels::ec256), Mechanism::ecdsa(), digest,
              asio::bind_executor(io, [&](std::error_code ec, Bytes sig) {
                ++calls;
                on_loop = io.get_executor().running_in_this_thread();
@@ -65,7 +65,7 @@ TEST_CASE("async_sign through use_future gives a signature OpenSSL accepts") {
   Hsm hsm;
   Token token = open_test_token(hsm, nullptr);
   const Bytes digest = digest_of("future");
-  std::future<Bytes> signature = async_sign(token, token.key(TestKeyLabels::ec256),
+  std::future<Bytes> signature = async_sign(token, token.private_key(TestKeyLabels::ec256),
                                             Mechanism::ecdsa(), digest, asio::use_future);
   CHECK(signed_by_ec256(digest, signature.get()));
 }
@@ -75,7 +75,7 @@ TEST_CASE("async_verify accepts a good signature and rejects a tampered one") {
   Token token = open_test_token(hsm, nullptr);
   Key ec_public = Key::public_key(TestKeyLabels::ec256);
   const Bytes digest = digest_of("verify");
-  Bytes signature = async_sign(token, token.key(TestKeyLabels::ec256), Mechanism::ecdsa(),
+  Bytes signature = async_sign(token, token.private_key(TestKeyLabels::ec256), Mechanism::ecdsa(),
                                digest, asio::use_future)
                         .get();
   Bytes tampered = signature;
@@ -176,7 +176,7 @@ TEST_CASE("a PKCS#11 failure arrives as its CKR code with the full Error in diag
   Token token = open_test_token(hsm, nullptr);
   Error diagnostics;
   // HMAC through an EC key: the token itself refuses the mechanism.
-  std::future<Bytes> refused = async_sign(token, token.key(TestKeyLabels::ec256),
+  std::future<Bytes> refused = async_sign(token, token.private_key(TestKeyLabels::ec256),
                                           Mechanism::hmac_sha256(), bytes_of("x"), diagnostics,
                                           asio::use_future);
   try {
@@ -196,7 +196,7 @@ TEST_CASE("a missing key is object_not_found") {
   Token token = open_test_token(hsm, nullptr);
   asio::io_context io;
   std::error_code got;
-  async_sign(token, token.key("no-such-key"), Mechanism::ecdsa(), digest_of("x"),
+  async_sign(token, token.private_key("no-such-key"), Mechanism::ecdsa(), digest_of("x"),
              asio::bind_executor(io, [&](std::error_code ec, Bytes) { got = ec; }));
   io.run();
   CHECK(got == Condition::object_not_found);
@@ -217,7 +217,7 @@ TEST_CASE("deferred runs the request when it is launched") {
   Token token = open_test_token(hsm, nullptr);
   asio::io_context io;
   const Bytes digest = digest_of("deferred");
-  auto operation = async_sign(token, token.key(TestKeyLabels::ec256), Mechanism::ecdsa(),
+  auto operation = async_sign(token, token.private_key(TestKeyLabels::ec256), Mechanism::ecdsa(),
                               digest, asio::experimental::deferred);
   int calls = 0;
   Bytes signature;
@@ -256,7 +256,7 @@ TEST_CASE("cancelling before the answer completes once with operation_aborted") 
   asio::cancellation_signal signal;
   int calls = 0;
   std::error_code got;
-  async_sign(token, token.key(TestKeyLabels::ec256), Mechanism::ecdsa(), digest_of("cancel"),
+  async_sign(token, token.private_key(TestKeyLabels::ec256), Mechanism::ecdsa(), digest_of("cancel"),
              asio::bind_cancellation_slot(
                  signal.slot(), asio::bind_executor(io, [&](std::error_code ec, Bytes sig) {
                    ++calls;
@@ -286,7 +286,7 @@ TEST_CASE("cancelling while the answer races to the loop completes exactly once"
   std::error_code got;
   Bytes signature;
   const Bytes digest = digest_of("cancel race");
-  async_sign(token, token.key(TestKeyLabels::ec256), Mechanism::ecdsa(), digest,
+  async_sign(token, token.private_key(TestKeyLabels::ec256), Mechanism::ecdsa(), digest,
              asio::bind_cancellation_slot(
                  signal.slot(), asio::bind_executor(io, [&](std::error_code ec, Bytes sig) {
                    ++calls;
@@ -326,7 +326,7 @@ TEST_CASE("many concurrent requests through a LoopExecutor are each answered onc
   auto loop = make_loop_executor(io.get_executor());
   Hsm hsm;
   Token token = open_test_token(hsm, loop, 2);
-  Key ec = token.key(TestKeyLabels::ec256);
+  Key ec = token.private_key(TestKeyLabels::ec256);
   constexpr std::size_t kRequests = 2000;
   std::vector<Bytes> digests(kRequests);
   std::vector<Bytes> signatures(kRequests);
@@ -365,7 +365,7 @@ TEST_CASE("many requests from several threads on a multi-threaded loop are answe
   asio::io_context io;
   Hsm hsm;
   Token token = open_test_token(hsm, nullptr, 2);
-  Key ec = token.key(TestKeyLabels::ec256);
+  Key ec = token.private_key(TestKeyLabels::ec256);
   constexpr std::size_t kThreads = 4;
   constexpr std::size_t kPerThread = 300;
   std::vector<std::atomic<int>> calls(kThreads * kPerThread);
@@ -401,7 +401,7 @@ TEST_CASE("closing the token with requests in flight answers every handler once"
   auto loop = make_loop_executor(io.get_executor());
   Hsm hsm;
   Token token = open_test_token(hsm, loop, 1);
-  Key ec = token.key(TestKeyLabels::ec256);
+  Key ec = token.private_key(TestKeyLabels::ec256);
   constexpr std::size_t kRequests = 500;
   const Bytes digest = digest_of("close");
   std::vector<int> calls(kRequests, 0);  // loop thread only

@@ -11,6 +11,8 @@
 #include <vector>
 
 #include "asio/hsmactor_asio.hpp"
+#include "pkcs11/module.hpp"
+#include "pkcs11/session.hpp"
 #include "asio/hsmactor_error_code.hpp"
 
 namespace hsmactor::sign_server {
