@@ -8,6 +8,16 @@ cd "$(dirname "$0")/.."
 BAZEL="bazel --max_idle_secs=60"
 $BAZEL test --color=no --curses=no //... "$@"
 status=$?
+# Only the targets listed in tools/public_targets.txt are public.
+expected=$(grep -v '^#' tools/public_targets.txt | sort)
+actual=$($BAZEL query --color=no 'attr(visibility, "//visibility:public", //...)' 2>/dev/null | sort)
+if [ -n "$actual" ] && [ "$expected" = "$actual" ]; then
+  echo "//tools:public_targets_check                                             PASSED"
+else
+  echo "//tools:public_targets_check                                             FAILED"
+  printf 'expected:\n%s\nactual:\n%s\n' "$expected" "$actual"
+  status=1
+fi
 if [ -x examples/consumer/run.sh ]; then
   if ./examples/consumer/run.sh; then
     echo "//examples/consumer (consumer_sign, consumer_fault_test)                 PASSED"
