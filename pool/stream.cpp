@@ -27,6 +27,7 @@ std::optional<Error> StreamState::refuse(const StreamState* state, const char* o
   if (state == nullptr) {
     return Error::make(Condition::invalid_argument, "an empty stream", operation);
   }
+  if (state->core->forked()) return TokenCore::forked_error(operation);
   if (state->core->is_closed()) return TokenCore::closed_error(operation);
   if (state->done.load()) return state->finished_error(operation);
   return std::nullopt;
@@ -143,14 +144,14 @@ constexpr auto kStreamBackstop = std::chrono::seconds(90);
 Future<Stream> internal::open_stream(const std::shared_ptr<TokenCore>& core, StreamKind kind,
                                      const pkcs11::Mechanism& mechanism, const Key& key,
                                      std::chrono::nanoseconds deadline_override) {
+  // Checked first: in a child the parts' mutex may be copied held.
+  if (core->forked()) {
+    return make_ready_future<Stream>(internal::TokenCore::forked_error("open_stream"));
+  }
   auto runtime = core->runtime_if_open();
   auto pool = core->pool_if_open();
   if (!runtime || !pool || core->is_closed()) {
     return make_ready_future<Stream>(internal::TokenCore::closed_error("open_stream"));
-  }
-  if (core->forked()) {
-    return make_ready_future<Stream>(Error::make(
-        Condition::forked, "this token belongs to the parent process", "open_stream"));
   }
   StreamSpec spec;
   spec.kind = kind;

@@ -208,13 +208,12 @@ Token Token::with_deadline(std::chrono::nanoseconds deadline) const {
 
 Result<PoolMetrics> Token::metrics() const {
   if (!core_) return empty_token_error("metrics");
+  // Checked first: in a child the parts' mutex may be copied held.
+  if (core_->forked()) return internal::TokenCore::forked_error("metrics");
   auto runtime = core_->runtime_if_open();
   auto pool = core_->pool_if_open();
   if (!runtime || !pool || core_->is_closed()) {
     return internal::TokenCore::closed_error("metrics");
-  }
-  if (core_->forked()) {
-    return Error::make(Condition::forked, "this token belongs to the parent process", "metrics");
   }
   auto metrics =
       runtime->ask<PoolMetrics>(pool, std::chrono::seconds(60), stats_atom::value).get();

@@ -91,6 +91,10 @@ Error TokenCore::closed_error(const char* operation) {
   return Error::make(Condition::shutting_down, "the token was closed", operation);
 }
 
+Error TokenCore::forked_error(const char* operation) {
+  return Error::make(Condition::forked, "this token belongs to the parent process", operation);
+}
+
 bool TokenCore::claim_close() {
   if (closed_.exchange(true, std::memory_order_acq_rel)) return false;
   // Closed before it is answered: requests from now on get shutting_down.
@@ -126,7 +130,10 @@ void TokenCore::finish_close() {
 }
 
 TokenCore::Closing TokenCore::take_closing() {
-  std::lock_guard<std::mutex> lock(parts_mutex_);
+  // In a forked child the mutex may have been copied held by a parent thread
+  // that does not exist here; nothing else can touch the parts then.
+  std::unique_lock<std::mutex> lock(parts_mutex_, std::defer_lock);
+  if (!forked()) lock.lock();
   Closing closing;
   closing.runtime = std::move(runtime_);
   closing.lease = std::move(lease_);

@@ -95,8 +95,7 @@ class TokenCore {
     if (is_closed()) return make_ready_future<R>(closed_error(operation));
     if (forked()) {
       // The session actors are the parent's; nothing here would ever answer.
-      return make_ready_future<R>(Error::make(
-          Condition::forked, "this token belongs to the parent process", operation));
+      return make_ready_future<R>(forked_error(operation));
     }
     // `deadline` counts from now; a Job may carry an absolute one already.
     if (job.deadline_ns == 0) {
@@ -118,6 +117,7 @@ class TokenCore {
   }
 
   static Error closed_error(const char* operation);
+  static Error forked_error(const char* operation);
 
   const std::shared_ptr<Executor>& executor() const { return executor_; }
   const std::shared_ptr<TraceHub>& trace() const { return trace_; }
