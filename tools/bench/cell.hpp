@@ -34,6 +34,7 @@ enum class StrategyKind : std::uint8_t {
   hsm_future,      ///< hsmactor, caller threads blocking on Future::get()
   hsm_callback,    ///< hsmactor, caller threads with a bounded window of callbacks
   hsm_actor,       ///< hsmactor, one CAF actor per caller on the pool's handle
+  hsm_asio,        ///< hsmactor's Asio async_* on io_context threads; callers = requests in flight
   openssl_engine,  ///< OpenSSL with libp11's PKCS#11 engine
 };
 
@@ -75,6 +76,9 @@ struct CellResult {
   CellStatus status = CellStatus::measured;
   /// Why a cell is not measured, or the first error of a measured one.
   std::string note;
+  /// What a reader must know to read a measured cell's numbers (it ran fewer
+  /// threads than callers, say); empty for most cells.
+  std::string caveat;
   /// Length of the measured window (warm-up excluded).
   double seconds = 0;
   /// Successful requests completed inside the window.

@@ -24,11 +24,20 @@ TEST_CASE("names round-trip for every operation and strategy") {
   CHECK_FALSE(parse_strategy("hsm"));
 }
 
-TEST_CASE("only the three pool strategies count as hsmactor") {
-  int pooled = 0;
-  for (StrategyKind strategy : all_strategies()) pooled += is_hsmactor(strategy);
-  CHECK(pooled == 3);
+TEST_CASE("only the strategies through hsmactor's pool count as hsmactor") {
+  std::vector<StrategyKind> pooled;
+  for (StrategyKind strategy : all_strategies()) {
+    if (is_hsmactor(strategy)) pooled.push_back(strategy);
+  }
+  CHECK(pooled == std::vector<StrategyKind>{StrategyKind::hsm_future, StrategyKind::hsm_callback,
+                                            StrategyKind::hsm_actor, StrategyKind::hsm_asio});
   CHECK_FALSE(is_hsmactor(StrategyKind::openssl_engine));
+  CHECK_FALSE(is_hsmactor(StrategyKind::raw_thread));
+}
+
+TEST_CASE("the Asio strategy is named hsm-asio") {
+  CHECK(parse_strategy("hsm-asio") == StrategyKind::hsm_asio);
+  CHECK(std::string(to_string(StrategyKind::hsm_asio)) == "hsm-asio");
 }
 
 TEST_CASE("the median run is reported with the number of runs") {

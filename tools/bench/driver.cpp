@@ -2,6 +2,7 @@
 
 #include <time.h>
 
+#include <algorithm>
 #include <memory>
 #include <thread>
 
@@ -93,6 +94,25 @@ void CallerTally::complete(const MeasureWindow& window, Clock::time_point starte
       std::chrono::duration_cast<std::chrono::nanoseconds>(done - started).count()));
 }
 
+void CallerTally::complete_batch(const MeasureWindow& window, Clock::time_point started,
+                                 Clock::time_point done, std::uint64_t items,
+                                 std::uint64_t failed, const std::string& error) {
+  if (done > last_done) last_done = done;
+  failed = std::min(failed, items);
+  if (done > window.end) {
+    late += items;
+    if (first_late_error.empty() && failed > 0) first_late_error = error;
+    return;
+  }
+  if (!window.counts(done)) return;
+  if (failed > 0 && errors == 0) first_error = error;
+  errors += failed;
+  operations += items - failed;
+  auto nanoseconds = static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(done - started).count());
+  for (std::uint64_t item = failed; item < items; ++item) latency.record(nanoseconds);
+}
+
 CellResult fold_cell(StrategyKind strategy, Operation operation, int concurrency,
                      const MeasureWindow& window, std::vector<CallerTally>& tallies) {
   CellResult cell;
@@ -120,8 +140,18 @@ CellResult fold_cell(StrategyKind strategy, Operation operation, int concurrency
   return cell;
 }
 
-CellResult run_closed_loop(StrategyKind strategy, Operation operation, int concurrency,
-                           const Timing& timing, const CallerSetup& setup) {
+namespace {
+
+/// One prepared caller's measuring loop: runs on its thread once the window is
+/// published, recording into the caller's tally.
+using CallerLoop = std::function<void(const MeasureWindow& window, CallerTally& tally)>;
+/// Prepares caller `index` on its own thread; an empty loop with `error` set
+/// when it cannot.
+using CallerPrepare = std::function<CallerLoop(int index, std::string& error)>;
+
+/// Runs `concurrency` threads through the start gate, one loop each.
+CellResult run_callers(StrategyKind strategy, Operation operation, int concurrency,
+                       const Timing& timing, const CallerPrepare& prepare) {
   std::vector<CallerTally> tallies(concurrency);
   std::vector<std::string> setup_errors(concurrency);
   StartGate gate(concurrency);
@@ -131,16 +161,9 @@ CellResult run_closed_loop(StrategyKind strategy, Operation operation, int concu
     threads.emplace_back([&, index] {
       CallerTally& tally = tallies[index];
       tally.latency.reserve(kReservedSamples);
-      RequestFn request = setup(index, setup_errors[index]);
+      CallerLoop loop = prepare(index, setup_errors[index]);
       MeasureWindow window = gate.arrive();
-      if (!request) return;
-      std::string error;
-      for (;;) {
-        Clock::time_point started = Clock::now();
-        if (!window.open(started)) break;
-        bool ok = request(error);
-        tally.complete(window, started, Clock::now(), ok ? nullptr : &error);
-      }
+      if (loop) loop(window, tally);
     });
   }
   MeasureWindow window = gate.open_when_all_arrived(timing);
@@ -156,6 +179,46 @@ CellResult run_closed_loop(StrategyKind strategy, Operation operation, int concu
     }
   }
   return cell;
+}
+
+}  // namespace
+
+CellResult run_closed_loop(StrategyKind strategy, Operation operation, int concurrency,
+                           const Timing& timing, const CallerSetup& setup) {
+  return run_callers(strategy, operation, concurrency, timing,
+                     [&setup](int index, std::string& setup_error) -> CallerLoop {
+                       RequestFn request = setup(index, setup_error);
+                       if (!request) return {};
+                       return [request = std::move(request)](const MeasureWindow& window,
+                                                             CallerTally& tally) {
+                         std::string error;
+                         for (;;) {
+                           Clock::time_point started = Clock::now();
+                           if (!window.open(started)) break;
+                           bool ok = request(error);
+                           tally.complete(window, started, Clock::now(), ok ? nullptr : &error);
+                         }
+                       };
+                     });
+}
+
+CellResult run_closed_loop_batches(StrategyKind strategy, Operation operation, int concurrency,
+                                   const Timing& timing, const BatchSetup& setup) {
+  return run_callers(strategy, operation, concurrency, timing,
+                     [&setup](int index, std::string& setup_error) -> CallerLoop {
+                       BatchFn batch = setup(index, setup_error);
+                       if (!batch) return {};
+                       return [batch = std::move(batch)](const MeasureWindow& window,
+                                                         CallerTally& tally) {
+                         for (;;) {
+                           Clock::time_point started = Clock::now();
+                           if (!window.open(started)) break;
+                           BatchOutcome outcome = batch();
+                           tally.complete_batch(window, started, Clock::now(), outcome.items,
+                                                outcome.failed, outcome.first_error);
+                         }
+                       };
+                     });
 }
 
 /// One caller of run_windowed: its window of requests in flight and its tally.

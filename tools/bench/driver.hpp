@@ -75,6 +75,12 @@ struct CallerTally {
   /// `error` is null on success.
   void complete(const MeasureWindow& window, Clock::time_point started, Clock::time_point done,
                 const std::string* error);
+  /// Records a batch of `items` requests answered together: each counts as one
+  /// request with the batch's latency; `failed` of them (the first with
+  /// `error`) failed.
+  void complete_batch(const MeasureWindow& window, Clock::time_point started,
+                      Clock::time_point done, std::uint64_t items, std::uint64_t failed,
+                      const std::string& error);
 };
 
 /// Returns the cell made of the callers' tallies (consumes their samples).
@@ -92,6 +98,24 @@ using CallerSetup = std::function<RequestFn(int index, std::string& error)>;
 /// Runs `concurrency` threads, each issuing one request at a time.
 CellResult run_closed_loop(StrategyKind strategy, Operation operation, int concurrency,
                            const Timing& timing, const CallerSetup& setup);
+
+/// What one batch brought back: how many items it carried and how many of
+/// them failed (the first failure's message in `first_error`).
+struct BatchOutcome {
+  std::uint64_t items = 0;
+  std::uint64_t failed = 0;
+  std::string first_error;
+};
+
+/// Performs one batch on the caller's thread.
+using BatchFn = std::function<BatchOutcome()>;
+/// Prepares caller `index` like CallerSetup, returning its batch function.
+using BatchSetup = std::function<BatchFn(int index, std::string& error)>;
+
+/// Runs `concurrency` threads, each sending one batch at a time; every item
+/// counts as an operation with its batch's latency.
+CellResult run_closed_loop_batches(StrategyKind strategy, Operation operation, int concurrency,
+                                   const Timing& timing, const BatchSetup& setup);
 
 class AsyncCaller;
 

@@ -45,6 +45,47 @@ TEST_CASE("folding reports how long the last late answer took") {
   CHECK(cell.drain_seconds == Approx(3.0));
 }
 
+TEST_CASE("a batch counts every item with the batch's latency, failed items as errors") {
+  MeasureWindow window;
+  window.start = Clock::now();
+  window.end = window.start + std::chrono::seconds(1);
+  CallerTally tally;
+  tally.complete_batch(window, window.start, window.start + std::chrono::microseconds(640), 32,
+                       2, "CKR_DEVICE_ERROR");
+  tally.complete_batch(window, window.start, window.start + std::chrono::microseconds(700), 4, 0,
+                       "");
+  tally.complete_batch(window, window.end, window.end + std::chrono::milliseconds(1), 8, 8,
+                       "shutting_down");  // late
+  CHECK(tally.operations == 34);
+  CHECK(tally.errors == 2);
+  CHECK(tally.first_error == "CKR_DEVICE_ERROR");
+  CHECK(tally.late == 8);
+  CHECK(tally.first_late_error == "shutting_down");
+  LatencySummary latency = tally.latency.summary();
+  CHECK(latency.count == 34);
+  CHECK(latency.p50_ns == 640000);
+  CHECK(latency.max_ns == 700000);
+}
+
+TEST_CASE("closed-loop batches count items, not batches, as operations") {
+  std::atomic<std::uint64_t> batches{0};
+  CellResult cell = run_closed_loop_batches(
+      StrategyKind::raw_thread, Operation::ecdsa, 2, kShort,
+      [&](int, std::string&) -> BatchFn {
+        return [&] {
+          std::this_thread::sleep_for(std::chrono::microseconds(500));
+          batches++;
+          return BatchOutcome{16, 0, ""};
+        };
+      });
+  CHECK(cell.status == CellStatus::measured);
+  CHECK(cell.errors == 0);
+  CHECK(cell.operations % 16 == 0);
+  CHECK(cell.operations > 0);
+  CHECK(cell.operations <= 16 * batches.load());
+  CHECK(cell.latency.p50_ns >= 500000);
+}
+
 TEST_CASE("closed loop runs every caller on its own prepared thread") {
   std::atomic<int> prepared{0};
   CellResult cell = run_closed_loop(

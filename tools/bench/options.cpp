@@ -88,6 +88,36 @@ std::string cli11_reason(const CLI::ParseError& error) {
 
 }  // namespace
 
+const char* to_string(Scenario scenario) {
+  switch (scenario) {
+    case Scenario::softhsm: return "softhsm";
+    case Scenario::network_hsm: return "network-hsm";
+  }
+  return "?";
+}
+
+std::optional<Scenario> parse_scenario(std::string_view name) {
+  for (Scenario scenario : {Scenario::softhsm, Scenario::network_hsm}) {
+    if (name == to_string(scenario)) return scenario;
+  }
+  return std::nullopt;
+}
+
+double NetworkHsmSettings::ideal_ops_per_second() const {
+  if (sign_latency.count() <= 0) return 0;
+  return static_cast<double>(max_sessions) * 1e6 / static_cast<double>(sign_latency.count());
+}
+
+std::vector<StrategyKind> network_strategies() {
+  std::vector<StrategyKind> chosen;
+  for (StrategyKind kind : all_strategies()) {
+    // One shared session or a session per request say nothing new here: the
+    // first is 1 / latency, the second runs into the session cap.
+    if (kind != StrategyKind::raw_mutex && kind != StrategyKind::raw_per_op) chosen.push_back(kind);
+  }
+  return chosen;
+}
+
 Result<Options> parse_options(const std::vector<std::string>& arguments) {
   Options options;
   CLI::App app{"hsmactor-bench"};
@@ -115,7 +145,9 @@ Result<Options> parse_options(const std::vector<std::string>& arguments) {
   std::map<std::string, std::string> raw;
   for (const char* flag : {"--ops", "--strategies", "--concurrency", "--seconds", "--warmup",
                            "--repeat", "--max-sessions", "--window", "--actor-window",
-                           "--memory-sessions", "--scheduler", "--scheduler-threads"}) {
+                           "--memory-sessions", "--scheduler", "--scheduler-threads",
+                           "--scenario", "--network-latency-us", "--network-max-sessions",
+                           "--asio-threads"}) {
     app.add_option(flag, raw[flag])->check(given_value);
   }
   app.add_option("--csv", options.csv_path)->check(given_value);
@@ -137,6 +169,31 @@ Result<Options> parse_options(const std::vector<std::string>& arguments) {
     return bad("unknown flag " + first.substr(0, first.find('=')));
   }
   auto given = [&](const char* flag) { return app.count(flag) > 0; };
+
+  if (given("--scenario")) {
+    auto scenario = parse_scenario(raw["--scenario"]);
+    if (!scenario) {
+      return bad("--scenario wants softhsm or network-hsm, not \"" + raw["--scenario"] + "\"");
+    }
+    options.scenario = *scenario;
+  }
+  const bool network = options.scenario == Scenario::network_hsm;
+  if (given("--network-latency-us")) {
+    if (!network) return bad("--network-latency-us needs --scenario=network-hsm");
+    auto micros = parse_positive("--network-latency-us", raw["--network-latency-us"]);
+    if (!micros) return micros.error();
+    // Ten seconds per signature is a typo, not a network.
+    if (*micros > 10'000'000) return bad("--network-latency-us is capped at 10000000 (10 s)");
+    options.network.sign_latency = std::chrono::microseconds(*micros);
+  }
+  if (given("--network-max-sessions")) {
+    if (!network) return bad("--network-max-sessions needs --scenario=network-hsm");
+    auto sessions = parse_positive("--network-max-sessions", raw["--network-max-sessions"]);
+    if (!sessions) return sessions.error();
+    if (*sessions < 2) return bad("--network-max-sessions wants at least 2 (one holds the login)");
+    if (*sessions > 1024) return bad("--network-max-sessions is capped at 1024");
+    options.network.max_sessions = static_cast<std::size_t>(*sessions);
+  }
 
   if (given("--ops")) {
     auto list = parse_list<Operation>("--ops", raw["--ops"], parse_operation, all_operations());
@@ -181,6 +238,7 @@ Result<Options> parse_options(const std::vector<std::string>& arguments) {
       {"--actor-window", &options.actor_window},
       {"--memory-sessions", &options.memory_sessions},
       {"--scheduler-threads", &options.scheduler_threads},
+      {"--asio-threads", &options.asio_threads},
   };
   for (const auto& [flag, field] : counts) {
     if (!given(flag)) continue;
@@ -198,12 +256,25 @@ Result<Options> parse_options(const std::vector<std::string>& arguments) {
     }
     options.scheduler_policy = policy;
   }
+  if (options.asio_threads > 16) return bad("--asio-threads is capped at 16");
+  if (network) {
+    // The scenario measures signing against a capped, slow token: ECDSA, from
+    // a quarter of the cap to eight times it.
+    if (given("--memory-sessions") && options.memory_sessions > 0) {
+      return bad("--memory-sessions needs the default scenario (the network token's session "
+                 "cap would refuse the probe's sessions)");
+    }
+    options.memory_sessions = 0;
+    if (!given("--ops")) options.operations = {Operation::ecdsa};
+    if (!given("--concurrency")) options.concurrency = {16, 64, 256, 512};
+    if (!given("--strategies")) options.strategies = network_strategies();
+  }
   if (options.quick) {
     // A short run for demos: every operation and strategy, fewer levels.
     if (!given("--seconds")) options.seconds = 0.25;
     if (!given("--warmup")) options.warmup = 0.1;
-    if (!given("--concurrency")) options.concurrency = {1, 2, 16};
-    if (!given("--memory-sessions")) options.memory_sessions = 16;
+    if (!given("--concurrency") && !network) options.concurrency = {1, 2, 16};
+    if (!given("--memory-sessions") && !network) options.memory_sessions = 16;
   }
   return options;
 }
@@ -213,24 +284,37 @@ std::string usage() {
 
 Usage: hsmactor-bench [flags]
 
-  --ops=LIST            ecdsa,rsa,hmac,random,digest or all (default all)
-  --concurrency=LIST    caller counts (default 1,2,4,16,64,256)
+  --scenario=NAME       softhsm (default): SoftHSM2 in the process, as fast as it
+                        goes; network-hsm: SoftHSM2 behind hsmactor's fault module,
+                        every C_Sign +2 ms and at most 64 sessions, like a network
+                        HSM (ratios are then to the ideal, sessions / latency)
+  --network-latency-us=N  network-hsm: added to every C_Sign (default 2000)
+  --network-max-sessions=N  network-hsm: the token's session cap (default 64)
+  --ops=LIST            ecdsa,rsa,hmac,random,digest or all (default all;
+                        network-hsm: ecdsa)
+  --concurrency=LIST    caller counts (default 1,2,4,16,64,256;
+                        network-hsm: 16,64,256,512)
   --strategies=LIST     raw-thread,raw-mutex,raw-per-op,hsm-future,hsm-callback,
-                        hsm-actor,openssl-engine or all (default all)
+                        hsm-actor,hsm-asio,openssl-engine or all (default all;
+                        network-hsm: all but raw-mutex and raw-per-op)
   --seconds=N           measured seconds per cell (default 2)
   --warmup=S            unmeasured seconds before each cell (default 0.5)
   --repeat=N            runs per cell, interleaved across strategies so a busy
                         moment hits all of them; the median is reported (default 1)
-  --max-sessions=N      sessions of hsmactor's pool (default cores x 2,
-                        capped by the token)
+  --max-sessions=N      sessions of hsmactor's pool (default cores x 2; network-hsm:
+                        the cap less the login's session; always capped by the token)
   --window=N            requests in flight per hsm-callback caller (default 4)
   --actor-window=N      requests in flight per hsm-actor caller (default 1)
+  --asio-threads=N      io_context threads of hsm-asio, whose callers are requests
+                        kept in flight on them (default 1)
   --scheduler=POLICY    CAF scheduler of hsmactor: sharing (its default) or stealing
   --scheduler-threads=N CAF worker threads (default max(cores, 4))
-  --memory-sessions=N   session actors opened to measure memory (default 64; 0 skips)
+  --memory-sessions=N   session actors opened to measure memory (default 64; 0 skips;
+                        not in network-hsm)
   --csv=PATH            also write the cells as CSV
   --plot=PATH           also write throughput vs concurrency as SVG
-  --module=PATH         PKCS#11 module (default /usr/lib/softhsm/libsofthsm2.so)
+  --module=PATH         PKCS#11 module (default /usr/lib/softhsm/libsofthsm2.so);
+                        network-hsm: the module the fault module forwards to
   --engine=PATH         libp11 engine (default
                         /usr/lib/x86_64-linux-gnu/engines-3/pkcs11.so)
   --token-dir=DIR       SoftHSM2 token directory to create or reuse (default: a
@@ -238,11 +322,15 @@ Usage: hsmactor-bench [flags]
   --token-label=LABEL   token label (default hsmactor-bench)
   --breakdown           also report hsmactor's pool-side p50 (accept to reply), to
                         split its added latency into caller<->pool and pool<->session
-  --quick               short demo run: 0.25 s cells, concurrency 1,2,16
+  --quick               short demo run: 0.25 s cells, concurrency 1,2,16 (network-hsm
+                        keeps its levels)
   --help                this text
 
 The user PIN is $HSMACTOR_BENCH_PIN, or 1234. Keys ec256, rsa2048 and hmac are
-generated when the token lacks them.
+generated when the token lacks them. network-hsm finds the fault module in the
+binary's runfiles ($HSMACTOR_FAULT_MODULE overrides) and runs the strategies
+one group after another (raw, hsmactor, engine), since each group needs the
+token's sessions to itself; see tools/bench/NETWORK_HSM.md.
 )";
 }
 

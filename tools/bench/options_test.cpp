@@ -1,5 +1,7 @@
 #include "tools/bench/options.hpp"
 
+#include <algorithm>
+
 #include <catch2/catch.hpp>
 
 namespace hsmactor::bench {
@@ -97,9 +99,100 @@ TEST_CASE("help is recognised and usage names every flag") {
   CHECK(options->help);
   for (const char* flag : {"--ops", "--concurrency", "--strategies", "--seconds", "--warmup",
                            "--max-sessions", "--csv", "--plot", "--module", "--token-dir",
-                           "--quick"}) {
+                           "--quick", "--scenario", "--network-latency-us",
+                           "--network-max-sessions", "--asio-threads"}) {
     CHECK(usage().find(flag) != std::string::npos);
   }
+  for (StrategyKind strategy : all_strategies()) {
+    CHECK(usage().find(to_string(strategy)) != std::string::npos);
+  }
+}
+
+TEST_CASE("the default scenario is SoftHSM2 in the process") {
+  auto options = parse_options({});
+  REQUIRE(options);
+  CHECK(options->scenario == Scenario::softhsm);
+  CHECK(options->asio_threads == 1);
+  CHECK(parse_scenario("softhsm") == Scenario::softhsm);
+  CHECK(parse_scenario("network-hsm") == Scenario::network_hsm);
+  CHECK_FALSE(parse_scenario("network"));
+}
+
+TEST_CASE("the network scenario signs ECDSA at 16 to 512 callers on a 2 ms, 64-session token") {
+  auto options = parse_options({"--scenario=network-hsm"});
+  REQUIRE(options);
+  CHECK(options->scenario == Scenario::network_hsm);
+  CHECK(options->network.sign_latency == std::chrono::milliseconds(2));
+  CHECK(options->network.max_sessions == 64);
+  CHECK(options->network.ideal_ops_per_second() == Approx(32000));
+  CHECK(options->operations == std::vector<Operation>{Operation::ecdsa});
+  CHECK(options->concurrency == std::vector<int>{16, 64, 256, 512});
+  CHECK(options->strategies == network_strategies());
+  CHECK(options->memory_sessions == 0);  // the probe's 64 sessions would not fit the cap
+}
+
+TEST_CASE("the network scenario runs raw-thread, every hsmactor strategy and the engine") {
+  std::vector<StrategyKind> strategies = network_strategies();
+  auto has = [&](StrategyKind kind) {
+    return std::find(strategies.begin(), strategies.end(), kind) != strategies.end();
+  };
+  CHECK(has(StrategyKind::raw_thread));
+  CHECK(has(StrategyKind::openssl_engine));
+  CHECK_FALSE(has(StrategyKind::raw_mutex));
+  CHECK_FALSE(has(StrategyKind::raw_per_op));
+  for (StrategyKind strategy : all_strategies()) {
+    if (is_hsmactor(strategy)) CHECK(has(strategy));
+  }
+}
+
+TEST_CASE("the network token's latency and cap are flags, and other flags still win") {
+  auto options = parse_options({"--scenario", "network-hsm", "--network-latency-us=500",
+                                "--network-max-sessions=16", "--ops=hmac,ecdsa",
+                                "--concurrency=8", "--strategies=hsm-asio", "--quick"});
+  REQUIRE(options);
+  CHECK(options->network.sign_latency == std::chrono::microseconds(500));
+  CHECK(options->network.max_sessions == 16);
+  CHECK(options->network.ideal_ops_per_second() == Approx(32000));  // 16 / 0.5 ms
+  CHECK(options->operations == std::vector<Operation>{Operation::hmac, Operation::ecdsa});
+  CHECK(options->concurrency == std::vector<int>{8});
+  CHECK(options->strategies == std::vector<StrategyKind>{StrategyKind::hsm_asio});
+  CHECK(options->seconds < 1.0);  // --quick still shortens the cells
+
+  auto quick = parse_options({"--scenario=network-hsm", "--quick"});
+  REQUIRE(quick);
+  CHECK(quick->concurrency == std::vector<int>{16, 64, 256, 512});
+  CHECK(quick->memory_sessions == 0);
+}
+
+TEST_CASE("network flags are refused outside the network scenario or out of range") {
+  auto detail = [](std::vector<std::string> arguments) {
+    auto options = parse_options(arguments);
+    REQUIRE_FALSE(options);
+    CHECK(options.error().condition() == Condition::invalid_argument);
+    return options.error().detail();
+  };
+  CHECK(detail({"--network-latency-us=2000"}) ==
+        "--network-latency-us needs --scenario=network-hsm");
+  CHECK(detail({"--network-max-sessions=64"}) ==
+        "--network-max-sessions needs --scenario=network-hsm");
+  CHECK(detail({"--scenario=cloud"}) == "--scenario wants softhsm or network-hsm, not \"cloud\"");
+  CHECK(detail({"--scenario=network-hsm", "--network-max-sessions=1"}).find("at least 2") !=
+        std::string::npos);
+  CHECK(detail({"--scenario=network-hsm", "--network-max-sessions=2000"}).find("capped") !=
+        std::string::npos);
+  CHECK(detail({"--scenario=network-hsm", "--network-latency-us=0"}) ==
+        "--network-latency-us wants a positive integer, not \"0\"");
+  CHECK(detail({"--scenario=network-hsm", "--memory-sessions=8"}).find("default scenario") !=
+        std::string::npos);
+  CHECK(detail({"--asio-threads=0"}) == "--asio-threads wants a positive integer, not \"0\"");
+  CHECK(detail({"--asio-threads=17"}) == "--asio-threads is capped at 16");
+}
+
+TEST_CASE("hsm-asio runs on as many io_context threads as asked") {
+  auto options = parse_options({"--asio-threads=2", "--strategies=hsm-asio"});
+  REQUIRE(options);
+  CHECK(options->asio_threads == 2);
+  CHECK(options->strategies == std::vector<StrategyKind>{StrategyKind::hsm_asio});
 }
 
 }  // namespace
