@@ -6,6 +6,7 @@
 #include <limits>
 #include <set>
 #include <sstream>
+#include <tuple>
 
 namespace hsmactor::bench {
 namespace {
@@ -104,6 +105,7 @@ Style style_of(StrategyKind strategy) {
     case StrategyKind::hsm_future: return {"#1f77b4", ""};
     case StrategyKind::hsm_callback: return {"#2ca02c", ""};
     case StrategyKind::hsm_actor: return {"#d62728", ""};
+    case StrategyKind::hsm_asio: return {"#9467bd", ""};
     case StrategyKind::openssl_engine: return {"#ff7f0e", "8,3,2,3"};
   }
   return {"#000000", ""};
@@ -158,6 +160,26 @@ std::optional<double> ratio_to_raw_thread(const std::vector<CellResult>& cells,
   return cell.ops_per_second() / base->ops_per_second();
 }
 
+std::optional<double> ratio_to_ideal(const CellResult& cell, double ideal_ops_per_second) {
+  if (cell.status != CellStatus::measured || !(ideal_ops_per_second > 0)) return std::nullopt;
+  return cell.ops_per_second() / ideal_ops_per_second;
+}
+
+void sort_for_report(std::vector<CellResult>& cells) {
+  auto rank = [](const auto& all, auto value) {
+    return static_cast<std::size_t>(std::find(all.begin(), all.end(), value) - all.begin());
+  };
+  const std::vector<Operation> operations = all_operations();
+  const std::vector<StrategyKind> strategies = all_strategies();
+  std::stable_sort(cells.begin(), cells.end(), [&](const CellResult& a, const CellResult& b) {
+    auto key = [&](const CellResult& cell) {
+      return std::make_tuple(rank(operations, cell.operation), cell.concurrency,
+                             rank(strategies, cell.strategy));
+    };
+    return key(a) < key(b);
+  });
+}
+
 double nice_ceiling(double value) {
   if (!(value > 0)) return 1;
   double decade = std::pow(10.0, std::floor(std::log10(value)));
@@ -178,10 +200,11 @@ std::string csv_field(const std::string& field) {
   return quoted + "\"";
 }
 
-std::string format_table(const std::vector<CellResult>& cells) {
-  const std::vector<std::string> header = {"operation", "callers", "strategy", "ops/s",
-                                           "p50 µs",    "p99 µs",  "vs raw-thread", "CPU µs/op",
-                                           "errors",    "others",  "note"};
+std::string format_table(const std::vector<CellResult>& cells, const Reference& reference) {
+  const bool to_ideal = reference.ideal_ops_per_second > 0;
+  const std::vector<std::string> header = {
+      "operation", "callers", "strategy",  "ops/s",  "p50 µs", "p99 µs",
+      to_ideal ? "vs ideal" : "vs raw-thread", "CPU µs/op", "errors", "others", "note"};
   std::vector<std::vector<std::string>> rows;
   std::vector<bool> group_starts;
   for (Operation operation : operations_in(cells)) {
@@ -196,7 +219,8 @@ std::string format_table(const std::vector<CellResult>& cells) {
           std::vector<std::string> row = {to_string(operation), std::to_string(level),
                                           to_string(strategy)};
           if (cell.status == CellStatus::measured) {
-            auto ratio = ratio_to_raw_thread(cells, cell);
+            auto ratio = to_ideal ? ratio_to_ideal(cell, reference.ideal_ops_per_second)
+                                  : ratio_to_raw_thread(cells, cell);
             row.push_back(format_rate(cell.ops_per_second()));
             row.push_back(format_us(cell.latency.p50_ns));
             row.push_back(format_us(cell.latency.p99_ns));
@@ -205,6 +229,7 @@ std::string format_table(const std::vector<CellResult>& cells) {
             row.push_back(std::to_string(cell.errors));
             row.push_back(cell.others_cpu < 0 ? "?" : printf_string("%.0f%%", cell.others_cpu * 100));
             std::string note = cell.errors > 0 ? cell.note.substr(0, 70) : "";
+            if (!cell.caveat.empty()) note = cell.caveat + (note.empty() ? "" : "; " + note);
             if (cell.drain_seconds > kStallSeconds) {
               note = printf_string("stalled %.1f s after the window", cell.drain_seconds) +
                      (note.empty() ? "" : "; " + note);
@@ -252,14 +277,15 @@ std::string format_table(const std::vector<CellResult>& cells) {
   return table;
 }
 
-std::string format_csv(const std::vector<CellResult>& cells) {
+std::string format_csv(const std::vector<CellResult>& cells, const Reference& reference) {
   std::ostringstream out;
   out << "operation,strategy,concurrency,status,ops_per_second,p50_us,p99_us,mean_us,max_us,"
          "ratio_to_raw_thread,operations,errors,seconds,pool_p50_us,others_cpu_percent,runs,late,"
-         "drain_seconds,cpu_us_per_op,note\n";
+         "drain_seconds,cpu_us_per_op,ratio_to_ideal,note\n";
   for (const CellResult& cell : cells) {
     bool measured = cell.status == CellStatus::measured;
     auto ratio = ratio_to_raw_thread(cells, cell);
+    auto ideal = ratio_to_ideal(cell, reference.ideal_ops_per_second);
     out << to_string(cell.operation) << ',' << to_string(cell.strategy) << ','
         << cell.concurrency << ',' << to_string(cell.status) << ',';
     if (measured) {
@@ -275,11 +301,14 @@ std::string format_csv(const std::vector<CellResult>& cells) {
           << ',' << (cell.others_cpu >= 0 ? printf_string("%.1f", cell.others_cpu * 100) : "")
           << ',' << cell.runs << ',' << cell.late << ','
           << printf_string("%.3f", cell.drain_seconds) << ','
-          << (cell.cpu_us_per_op >= 0 ? printf_string("%.2f", cell.cpu_us_per_op) : "") << ',';
+          << (cell.cpu_us_per_op >= 0 ? printf_string("%.2f", cell.cpu_us_per_op) : "") << ','
+          << (ideal ? printf_string("%.4f", *ideal) : "") << ',';
     } else {
-      out << ",,,,,,,,,,,,,,,";
+      out << ",,,,,,,,,,,,,,,,";
     }
-    out << csv_field(cell.note) << '\n';
+    std::string note = cell.note;
+    if (measured && !cell.caveat.empty()) note = cell.caveat + (note.empty() ? "" : "; " + note);
+    out << csv_field(note) << '\n';
   }
   return out.str();
 }

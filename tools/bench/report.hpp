@@ -19,20 +19,38 @@
 
 namespace hsmactor::bench {
 
+/// What the table's ratio column divides by.
+struct Reference {
+  /// Above 0: every cell's ops/s is divided by this (the network scenario's
+  /// ideal, sessions / latency); otherwise by raw-thread's at the same
+  /// operation and concurrency.
+  double ideal_ops_per_second = 0;
+};
+
 /// Returns `cell`'s throughput divided by raw-thread's for the same operation
 /// and concurrency, when both were measured.
 std::optional<double> ratio_to_raw_thread(const std::vector<CellResult>& cells,
                                           const CellResult& cell);
 
+/// Returns `cell`'s throughput divided by `ideal_ops_per_second`, when the
+/// cell was measured and the ideal is above 0.
+std::optional<double> ratio_to_ideal(const CellResult& cell, double ideal_ops_per_second);
+
+/// Sorts `cells` into report order: by operation, concurrency, then strategy,
+/// each in the order all_operations() / all_strategies() give (stable).
+void sort_for_report(std::vector<CellResult>& cells);
+
 /// Returns the measured cell of `strategy`, `operation`, `concurrency`, if any.
 const CellResult* find_cell(const std::vector<CellResult>& cells, StrategyKind strategy,
                             Operation operation, int concurrency);
 
-/// Returns the cells as an aligned table, grouped by operation and concurrency.
-std::string format_table(const std::vector<CellResult>& cells);
+/// Returns the cells as an aligned table, grouped by operation and concurrency;
+/// the ratio column compares with `reference`.
+std::string format_table(const std::vector<CellResult>& cells, const Reference& reference = {});
 
-/// Returns the cells as CSV with a header line.
-std::string format_csv(const std::vector<CellResult>& cells);
+/// Returns the cells as CSV with a header line; ratio_to_ideal is empty unless
+/// `reference` names an ideal.
+std::string format_csv(const std::vector<CellResult>& cells, const Reference& reference = {});
 
 /// Returns an SVG document: one chart per operation, throughput against
 /// concurrency (log2 axis), one line per strategy.

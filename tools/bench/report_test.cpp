@@ -103,9 +103,64 @@ TEST_CASE("csv has one line per cell and quotes notes that need it") {
   REQUIRE(lines.size() == 3);
   CHECK(lines[0].rfind("operation,strategy,concurrency,status,ops_per_second,p50_us", 0) == 0);
   CHECK(lines[1].rfind("random,raw-thread,2,measured,2500.0,2.500,7.500,", 0) == 0);
-  CHECK(lines[2] == "hmac,openssl-engine,2,unsupported,,,,,,,,,,,,,,,,\"no HMAC, \"\"really\"\"\"");
+  CHECK(lines[2] == "hmac,openssl-engine,2,unsupported,,,,,,,,,,,,,,,,,\"no HMAC, \"\"really\"\"\"");
   CHECK(count_of(lines[1], ",") == count_of(lines[0], ","));
   CHECK(count_of(lines[2], ",") == count_of(lines[0], ",") + 1);  // the comma inside the quotes
+}
+
+TEST_CASE("against an ideal, every measured cell is divided by it") {
+  std::vector<CellResult> cells = {
+      measured(StrategyKind::hsm_asio, Operation::ecdsa, 64, 2 * 16000),  // 16000/s over 2 s
+      measured(StrategyKind::raw_thread, Operation::ecdsa, 64, 2 * 24000),
+      unmeasured(StrategyKind::openssl_engine, Operation::ecdsa, 64, CellStatus::unavailable,
+                 "no engine"),
+  };
+  CHECK(*ratio_to_ideal(cells[0], 32000) == Approx(0.5));
+  CHECK(*ratio_to_ideal(cells[1], 32000) == Approx(0.75));
+  CHECK_FALSE(ratio_to_ideal(cells[2], 32000));
+  CHECK_FALSE(ratio_to_ideal(cells[0], 0));
+
+  Reference ideal{32000};
+  auto table = lines_of(format_table(cells, ideal));
+  REQUIRE(table.size() == 4);
+  CHECK(table[0].find("vs ideal") != std::string::npos);
+  CHECK(table[0].find("vs raw-thread") == std::string::npos);
+  CHECK(table[1].find("raw-thread") != std::string::npos);  // report order: raw first
+  CHECK(table[1].find("0.75x") != std::string::npos);
+  CHECK(table[2].find("0.50x") != std::string::npos);
+
+  auto csv = lines_of(format_csv(cells, ideal));
+  REQUIRE(csv.size() == 4);
+  CHECK(csv[0].find(",ratio_to_ideal,note") != std::string::npos);
+  CHECK(csv[1].find(",0.5000,") != std::string::npos);
+  CHECK(csv[1].find(",0.6667,") != std::string::npos);  // still also to raw-thread
+  CHECK(lines_of(format_csv(cells))[1].find(",0.5000,") == std::string::npos);
+}
+
+TEST_CASE("a measured cell's caveat shows in the table's note and the csv's") {
+  std::vector<CellResult> cells = {measured(StrategyKind::raw_thread, Operation::ecdsa, 256, 100)};
+  cells[0].caveat = "63 threads (token cap)";
+  CHECK(format_table(cells).find("63 threads (token cap)") != std::string::npos);
+  cells[0].errors = 1;
+  cells[0].note = "CKR_SESSION_COUNT";
+  CHECK(format_table(cells).find("63 threads (token cap); CKR_SESSION_COUNT") !=
+        std::string::npos);
+  CHECK(lines_of(format_csv(cells))[1].find(",63 threads (token cap); CKR_SESSION_COUNT") !=
+        std::string::npos);
+}
+
+TEST_CASE("cells sort into report order: operation, callers, strategy") {
+  std::vector<CellResult> cells = {
+      measured(StrategyKind::openssl_engine, Operation::ecdsa, 16, 1),
+      measured(StrategyKind::hsm_asio, Operation::rsa, 16, 2),
+      measured(StrategyKind::raw_thread, Operation::ecdsa, 64, 3),
+      measured(StrategyKind::raw_thread, Operation::ecdsa, 16, 4),
+      measured(StrategyKind::hsm_future, Operation::ecdsa, 16, 5),
+  };
+  sort_for_report(cells);
+  std::vector<std::uint64_t> order;
+  for (const CellResult& cell : cells) order.push_back(cell.operations);
+  CHECK(order == std::vector<std::uint64_t>{4, 5, 1, 3, 2});
 }
 
 TEST_CASE("csv fields are quoted only when needed") {
