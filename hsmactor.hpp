@@ -15,6 +15,7 @@
 //   auto signature = token.sign(token.private_key("ec256"), hsmactor::Mechanism::ecdsa(), digest).get();
 #pragma once
 
+#include "actors/completion_queue.hpp"
 #include "actors/executor.hpp"
 #include "actors/future.hpp"
 #include "actors/options.hpp"

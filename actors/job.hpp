@@ -46,6 +46,12 @@ struct Job {
   /// destroy_object / get_attributes / export_public_key may name an object
   /// by handle instead of `key`.
   std::uint64_t object = 0;
+  /// Batches (sign_batch, verify_batch, digest_batch): one input per item;
+  /// verify_batch: one signature per item beside them. random_batch: `count`
+  /// items of `length` bytes.
+  std::vector<Bytes> items;
+  std::vector<Bytes> item_signatures;
+  std::uint64_t count = 0;
   /// steady_clock time (ns since its epoch) after which the job is not started.
   std::int64_t deadline_ns = 0;
 };
@@ -60,6 +66,12 @@ struct JobResult {
   std::uint64_t key_handle = 0;         ///< the key handle used, for caches
   std::uint64_t key_generation = 0;     ///< the generation it is valid in
   std::uint32_t attempts = 1;           ///< 2 when the job was retried on a new session
+  /// Batches, one entry per item, in order: the output (sign, digest,
+  /// random), the verdict (verify: 1 valid, 0 not), and the item's CKR_*
+  /// code (CKR_OK when it succeeded).
+  std::vector<Bytes> item_outputs;
+  std::vector<std::uint8_t> item_verified;
+  std::vector<std::uint64_t> item_rvs;
 };
 
 /// Opens a multi-part stream on a session actor.

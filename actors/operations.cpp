@@ -1,5 +1,7 @@
 #include "actors/operations.hpp"
 
+#include "pkcs11/rv.hpp"
+
 namespace hsmactor {
 namespace {
 
@@ -39,6 +41,11 @@ KeyUse key_use(Op op) {
 bool may_retry_after_stale_session(Op op) {
   const auto* row = row_of(op);
   return row != nullptr && row->retry == StaleRetry::yes;
+}
+
+bool fails_whole_batch(CK_RV rv) {
+  return pkcs11::is_stale_session_rv(rv) || rv == CKR_KEY_HANDLE_INVALID ||
+         rv == CKR_OBJECT_HANDLE_INVALID;
 }
 
 Result<void> run_operation(const OperationCall& call) {

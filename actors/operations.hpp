@@ -43,7 +43,11 @@ enum class StaleRetry : bool { no = false, yes = true };
   X(find_objects,      KeyUse::none,      StaleRetry::yes)     \
   X(get_attributes,    KeyUse::or_object, StaleRetry::yes)     \
   X(export_public_key, KeyUse::or_object, StaleRetry::yes)     \
-  X(login_check,       KeyUse::none,      StaleRetry::yes)
+  X(login_check,       KeyUse::none,      StaleRetry::yes)     \
+  X(sign_batch,        KeyUse::required,  StaleRetry::yes)     \
+  X(verify_batch,      KeyUse::required,  StaleRetry::yes)     \
+  X(digest_batch,      KeyUse::none,      StaleRetry::yes)     \
+  X(random_batch,      KeyUse::none,      StaleRetry::yes)
 
 enum class Op : std::uint8_t {
 #define HSMACTOR_OPERATION_ENUM(name, key, retry) name,
@@ -67,6 +71,10 @@ bool may_retry_after_stale_session(Op op);
 
 /// Largest random request a session serves (Token::kMaxRandomLength).
 inline constexpr std::uint64_t kMaxRandomBytes = std::uint64_t{1} << 20;
+/// Most items one batch carries (Token::kMaxBatchItems), and most random
+/// bytes one random batch asks for in all.
+inline constexpr std::uint64_t kMaxBatchItems = 1024;
+inline constexpr std::uint64_t kMaxRandomBatchBytes = std::uint64_t{16} << 20;
 
 /// What an operation runs with: the session, the job, the key handle
 /// (CK_INVALID_HANDLE for KeyUse::none) and the result to fill in.
@@ -195,6 +203,76 @@ inline Result<void> run<Op::login_check>(const OperationCall& c) {
   auto info = c.session.info();
   if (!info) return info.error();
   return success();
+}
+
+/// Whether an item's failure fails its whole batch: a code about the session
+/// (stale) or the key handle (gone) is healed or looked up again by the
+/// session actor and the batch runs again as a whole (its items are
+/// single-shot, so running them twice is harmless, and nobody has seen the
+/// first answers). Any other code is that item's own answer.
+bool fails_whole_batch(CK_RV rv);
+
+/// Runs `count` items back to back; `run_item(i)` returns the item's output
+/// or its error. Results go to the call's item_outputs and item_rvs.
+template <class RunItem>
+Result<void> run_items(const OperationCall& c, std::size_t count, RunItem run_item) {
+  if (count == 0 || count > kMaxBatchItems) {
+    return Error::make(Condition::invalid_argument, "a batch takes 1 to 1024 items");
+  }
+  c.result.item_outputs.assign(count, Bytes());
+  c.result.item_rvs.assign(count, CKR_OK);
+  for (std::size_t i = 0; i < count; ++i) {
+    Result<Bytes> output = run_item(i);
+    if (output) {
+      c.result.item_outputs[i] = std::move(*output);
+      continue;
+    }
+    if (fails_whole_batch(output.error().rv())) return output.error();
+    // A failure without a CKR_* code (never expected from a session call)
+    // still must not read as success.
+    c.result.item_rvs[i] = output.error().rv() != CKR_OK ? output.error().rv() : CKR_GENERAL_ERROR;
+  }
+  return success();
+}
+
+template <>
+inline Result<void> run<Op::sign_batch>(const OperationCall& c) {
+  return run_items(c, c.job.items.size(), [&](std::size_t i) {
+    return c.session.sign(c.job.mechanism, c.key, c.job.items[i]);
+  });
+}
+
+template <>
+inline Result<void> run<Op::verify_batch>(const OperationCall& c) {
+  if (c.job.items.size() != c.job.item_signatures.size()) {
+    return Error::make(Condition::invalid_argument,
+                       "a verify batch needs one signature per item");
+  }
+  c.result.item_verified.assign(c.job.items.size(), 0);
+  return run_items(c, c.job.items.size(), [&](std::size_t i) -> Result<Bytes> {
+    auto valid = c.session.verify(c.job.mechanism, c.key, c.job.items[i], c.job.item_signatures[i]);
+    if (!valid) return valid.error();
+    c.result.item_verified[i] = *valid ? 1 : 0;
+    return Bytes();
+  });
+}
+
+template <>
+inline Result<void> run<Op::digest_batch>(const OperationCall& c) {
+  return run_items(c, c.job.items.size(), [&](std::size_t i) {
+    return c.session.digest(c.job.mechanism, c.job.items[i]);
+  });
+}
+
+template <>
+inline Result<void> run<Op::random_batch>(const OperationCall& c) {
+  // Checked here too: a Job may come from an actor caller, not only a Token.
+  if (c.job.length == 0 || c.job.length > kMaxRandomBytes ||
+      c.job.count > kMaxRandomBatchBytes / c.job.length) {
+    return Error::make(Condition::invalid_argument,
+                       "random batches take 1 byte to 1 MiB per item and 16 MiB in all");
+  }
+  return run_items(c, c.job.count, [&](std::size_t) { return c.session.random(c.job.length); });
 }
 
 /// Runs `call.job.op` (dispatch through the table; internal_error outside it).

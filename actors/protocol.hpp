@@ -154,13 +154,15 @@ typename Inspector::result_type inspect(Inspector& f, KeyRef& x) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, Job& x) {
   return f(caf::meta::type_name("Job"), x.op, x.mechanism, x.key, x.data, x.signature, x.length,
-           x.attributes, x.private_attributes, x.attribute_types, x.object, x.deadline_ns);
+           x.attributes, x.private_attributes, x.attribute_types, x.object, x.items,
+           x.item_signatures, x.count, x.deadline_ns);
 }
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, JobResult& x) {
   return f(caf::meta::type_name("JobResult"), x.bytes, x.verified, x.handles, x.attributes,
-           x.public_key, x.key_handle, x.key_generation, x.attempts);
+           x.public_key, x.key_handle, x.key_generation, x.attempts, x.item_outputs,
+           x.item_verified, x.item_rvs);
 }
 
 template <class Inspector>

@@ -18,7 +18,7 @@ Future<JobResult> submit(const Token& token, Job job) {
     return make_ready_future<JobResult>(
         Error::make(Condition::invalid_argument, "an empty Token", to_string(job.op)));
   }
-  return core->call<JobResult>(std::move(job), std::chrono::nanoseconds(0), Key(),
+  return core->call<JobResult>(std::move(job), std::chrono::nanoseconds(0), nullptr, Key(),
                                [](JobResult& r) -> Result<JobResult> { return std::move(r); });
 }
 

@@ -7,6 +7,7 @@
 //
 // Limits (invalid_argument beyond them, before anything is queued):
 //   random: 1 byte to kMaxRandomLength (1 MiB) per request;
+//   batches: 1 to kMaxBatchItems items; random_many at most 16 MiB in all;
 //   find_objects: 1 to kMaxFoundObjects handles per request;
 //   deadlines: see TokenOptions::kMaxDeadline (longer ones are cut to it).
 //
@@ -66,6 +67,8 @@ class Token {
 
   static constexpr std::size_t kMaxRandomLength = std::size_t{1} << 20;
   static constexpr std::size_t kMaxFoundObjects = 4096;
+  static constexpr std::size_t kMaxBatchItems = 1024;
+  static constexpr std::size_t kMaxRandomBatchBytes = std::size_t{16} << 20;
 
   // ---- keys and objects ----
 
@@ -110,6 +113,28 @@ class Token {
   /// Returns `length` random bytes, 1 to kMaxRandomLength per request.
   Future<Bytes> random(std::size_t length) const;
 
+  // ---- batches: many operations, one hand-off, one answer ----
+  //
+  // A batch runs its items back to back on one session and resolves once,
+  // with one Result per item, in order: an item the module refused carries
+  // its own CKR_* code ("C_Sign returned CKR_DATA_LEN_RANGE in sign_many")
+  // while the others succeed. If the session goes stale (or the key handle
+  // is gone) during a batch, the session is replaced and the whole batch runs
+  // once more, as a single request would. Overload, deadline and shutdown
+  // answer the batch as a whole.
+
+  /// Signs (or MACs, with an HMAC mechanism) each input with `key`.
+  Future<std::vector<Result<Bytes>>> sign_many(const Key& key, const Mechanism& mechanism,
+                                               std::vector<Bytes> inputs) const;
+  /// Verifies data[i] against signatures[i] (the two must be as long).
+  Future<std::vector<Result<bool>>> verify_many(const Key& key, const Mechanism& mechanism,
+                                                std::vector<Bytes> data,
+                                                std::vector<Bytes> signatures) const;
+  Future<std::vector<Result<Bytes>>> digest_many(const Mechanism& mechanism,
+                                                 std::vector<Bytes> inputs) const;
+  /// Returns `count` blocks of `length` random bytes.
+  Future<std::vector<Result<Bytes>>> random_many(std::size_t length, std::size_t count) const;
+
   /// Callback forms (any other request: `request(...).then(done)`): `done`
   /// runs once, on the token's executor, or at once on this thread when the
   /// answer is already there (overloaded, shutting_down, invalid_argument);
@@ -127,6 +152,10 @@ class Token {
   /// when each is made) instead of TokenOptions::default_deadline. Zero or
   /// negative: every request answers deadline_exceeded.
   Token with_deadline(std::chrono::nanoseconds deadline) const;
+  /// Returns a handle on the same pool whose callbacks and then()
+  /// continuations run on `executor` (a CompletionQueue an event loop drains,
+  /// say) instead of the token's; null: the token's again.
+  Token with_executor(std::shared_ptr<Executor> executor) const;
 
   // ---- the pool ----
 
@@ -151,6 +180,8 @@ class Token {
   std::shared_ptr<internal::TokenCore> core_;
   /// Deadline of this handle's requests; zero: the token's default.
   std::chrono::nanoseconds deadline_{0};
+  /// Where this handle's continuations run; null: the token's executor.
+  std::shared_ptr<Executor> executor_;
 };
 
 }  // namespace hsmactor

@@ -52,7 +52,9 @@ class FaultControl {
   /// it does not parse (and then installs nothing).
   void load_plan(const std::string& plan) const;
   /// Makes `function` return `rv` on calls after+1 ... after+times
-  /// (times 0 = forever), without forwarding them.
+  /// (times 0 = forever), without forwarding them (a failed single-part
+  /// C_Sign/C_Verify/C_Encrypt/C_Decrypt/C_Digest still ends the real
+  /// module's operation, as a compliant module's failure does).
   void add_rule(const std::string& function, CK_RV rv, unsigned long after = 0,
                 unsigned long times = 1) const;
   /// Closes every session in the target; its handles become invalid.

@@ -4,7 +4,8 @@
 //
 // Every forwarder runs the same prologue (Call or SessionCall): count the
 // call, (for session functions) record the thread as inside the session, sleep
-// the configured latency, then answer a firing rule's rv without forwarding.
+// the configured latency, then answer a firing rule's rv without forwarding
+// (a failed single-part crypto call still ends the target's operation).
 // After that come the simulated states, in this order: removed tokens, unknown
 // session handles, the session cap. Only then is the target called.
 #include <cstdio>
@@ -54,7 +55,11 @@ class SessionCall {
     state_.sleep_latency(function);
     target_ = state_.target();
     fault_ = state_.fire_rule(function);
-    if (fault_) return;
+    if (fault_) {
+      injected_on_live_session_ =
+          visit_.record != nullptr && target_ != nullptr && !state_.token_removed();
+      return;
+    }
     if (state_.token_removed()) {
       fault_ = CKR_DEVICE_REMOVED;
     } else if (visit_.record == nullptr) {
@@ -76,6 +81,8 @@ class SessionCall {
   CK_SESSION_HANDLE real() const { return visit_.real; }
   /// Notes that the forwarded call closed the target's session.
   void mark_closed() { closed_ = true; }
+  /// Whether fault() is a rule's answer on a session the target still has.
+  bool injected_on_live_session() const { return injected_on_live_session_; }
 
  private:
   FaultState& state_;
@@ -84,7 +91,23 @@ class SessionCall {
   CK_FUNCTION_LIST* target_ = nullptr;
   std::optional<CK_RV> fault_;
   bool closed_ = false;
+  bool injected_on_live_session_ = false;
 };
+
+/// A failed single-part call (C_Sign, C_Encrypt, ...) ends its operation in
+/// a real module (PKCS#11 2.40, 5.1), so an injected failure must end the
+/// target's too: the next call on the session would otherwise see
+/// CKR_OPERATION_ACTIVE, which no compliant module answers. `forward` makes
+/// the call into a scratch buffer of `room` bytes; its answer is dropped.
+template <class Forward>
+CK_RV injected_failure(const SessionCall& call, CK_RV rv, CK_ULONG room, Forward forward) {
+  if (call.injected_on_live_session()) {
+    std::string scratch(room + 1024, '\0');
+    CK_ULONG length = static_cast<CK_ULONG>(scratch.size());
+    (void)forward(reinterpret_cast<CK_BYTE_PTR>(scratch.data()), &length);
+  }
+  return rv;
+}
 
 // ---------------------------------------------------------------------------
 // General-purpose and slot/token functions.
@@ -347,7 +370,11 @@ CK_RV C_Encrypt(CK_SESSION_HANDLE session, CK_BYTE_PTR data,
                 CK_ULONG data_len, CK_BYTE_PTR encrypted,
                 CK_ULONG_PTR encrypted_len) {
   SessionCall call(Function::encrypt, session);
-  if (auto rv = call.fault()) return *rv;
+  if (auto rv = call.fault()) {
+    return injected_failure(call, *rv, data_len, [&](CK_BYTE_PTR out, CK_ULONG_PTR length) {
+      return call.target()->C_Encrypt(call.real(), data, data_len, out, length);
+    });
+  }
   return call.target()->C_Encrypt(call.real(), data, data_len, encrypted,
                                   encrypted_len);
 }
@@ -379,7 +406,11 @@ CK_RV C_Decrypt(CK_SESSION_HANDLE session, CK_BYTE_PTR encrypted,
                 CK_ULONG encrypted_len, CK_BYTE_PTR data,
                 CK_ULONG_PTR data_len) {
   SessionCall call(Function::decrypt, session);
-  if (auto rv = call.fault()) return *rv;
+  if (auto rv = call.fault()) {
+    return injected_failure(call, *rv, encrypted_len, [&](CK_BYTE_PTR out, CK_ULONG_PTR length) {
+      return call.target()->C_Decrypt(call.real(), encrypted, encrypted_len, out, length);
+    });
+  }
   return call.target()->C_Decrypt(call.real(), encrypted, encrypted_len, data,
                                   data_len);
 }
@@ -412,7 +443,11 @@ CK_RV C_DigestInit(CK_SESSION_HANDLE session, CK_MECHANISM_PTR mechanism) {
 CK_RV C_Digest(CK_SESSION_HANDLE session, CK_BYTE_PTR data, CK_ULONG data_len,
                CK_BYTE_PTR digest, CK_ULONG_PTR digest_len) {
   SessionCall call(Function::digest, session);
-  if (auto rv = call.fault()) return *rv;
+  if (auto rv = call.fault()) {
+    return injected_failure(call, *rv, 0, [&](CK_BYTE_PTR out, CK_ULONG_PTR length) {
+      return call.target()->C_Digest(call.real(), data, data_len, out, length);
+    });
+  }
   return call.target()->C_Digest(call.real(), data, data_len, digest,
                                  digest_len);
 }
@@ -450,7 +485,11 @@ CK_RV C_SignInit(CK_SESSION_HANDLE session, CK_MECHANISM_PTR mechanism,
 CK_RV C_Sign(CK_SESSION_HANDLE session, CK_BYTE_PTR data, CK_ULONG data_len,
              CK_BYTE_PTR signature, CK_ULONG_PTR signature_len) {
   SessionCall call(Function::sign, session);
-  if (auto rv = call.fault()) return *rv;
+  if (auto rv = call.fault()) {
+    return injected_failure(call, *rv, 0, [&](CK_BYTE_PTR out, CK_ULONG_PTR length) {
+      return call.target()->C_Sign(call.real(), data, data_len, out, length);
+    });
+  }
   return call.target()->C_Sign(call.real(), data, data_len, signature,
                                signature_len);
 }
@@ -495,7 +534,11 @@ CK_RV C_VerifyInit(CK_SESSION_HANDLE session, CK_MECHANISM_PTR mechanism,
 CK_RV C_Verify(CK_SESSION_HANDLE session, CK_BYTE_PTR data, CK_ULONG data_len,
                CK_BYTE_PTR signature, CK_ULONG signature_len) {
   SessionCall call(Function::verify, session);
-  if (auto rv = call.fault()) return *rv;
+  if (auto rv = call.fault()) {
+    return injected_failure(call, *rv, 0, [&](CK_BYTE_PTR, CK_ULONG_PTR) {
+      return call.target()->C_Verify(call.real(), data, data_len, signature, signature_len);
+    });
+  }
   return call.target()->C_Verify(call.real(), data, data_len, signature,
                                  signature_len);
 }

@@ -89,8 +89,10 @@ class TokenCore {
   /// at once (shutting_down, forked, overloaded). The session thread only
   /// resolves the promise and updates `key`'s cache; what the application
   /// attached runs on the executor.
+  /// `executor` overrides the token's for this request (null: the token's).
   template <class R, class Convert>
-  Future<R> call(Job job, std::chrono::nanoseconds deadline, const Key& key, Convert convert) {
+  Future<R> call(Job job, std::chrono::nanoseconds deadline,
+                 const std::shared_ptr<Executor>& executor, const Key& key, Convert convert) {
     const char* operation = to_string(job.op);
     if (is_closed()) return make_ready_future<R>(closed_error(operation));
     if (forked()) {
@@ -101,7 +103,7 @@ class TokenCore {
     if (job.deadline_ns == 0) {
       job.deadline_ns = deadline_after(deadline.count() == 0 ? default_deadline_ : deadline);
     }
-    auto [promise, future] = make_promise<R>(executor_);
+    auto [promise, future] = make_promise<R>(executor ? executor : executor_);
     auto& queue = *channel_.queue;
     queue.admit(queue.make_job(
         std::move(job), QueuedJob::Completion([promise = std::move(promise), key,

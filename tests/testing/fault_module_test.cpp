@@ -448,12 +448,13 @@ TEST_CASE("a rule fails the chosen function after N calls for M calls") {
   REQUIRE(sign_init(session.handle(), key) == CKR_OK);
   CHECK(sign(session.handle(), 3) == CKR_DEVICE_REMOVED);
 
-  // The faulted C_Sign never reached SoftHSM2: its operation is still active,
-  // and the next C_Sign (the rule is spent) completes it.
-  CHECK(sign_init(session.handle(), key) == CKR_OPERATION_ACTIVE);
+  // As in a real module, the failed C_Sign ended the operation (the fault
+  // module ends SoftHSM2's too), so a new one starts.
+  CHECK(sign(session.handle(), 3) == CKR_OPERATION_NOT_INITIALIZED);
+  CHECK(sign_init(session.handle(), key) == CKR_OK);
   CHECK(sign(session.handle(), 3) == CKR_OK);
   CHECK(sign_digest(session.handle(), key, 4) == CKR_OK);
-  CHECK(h.faults().call_count("C_Sign") == 5);
+  CHECK(h.faults().call_count("C_Sign") == 6);
 }
 
 TEST_CASE("a rule with times=0 fails every call until reset") {
@@ -486,7 +487,7 @@ TEST_CASE("a plan installs rules by CKR_ name or number") {
     CHECK(sign_digest(session.handle(), key, 2) == CKR_OK);
     REQUIRE(sign_init(session.handle(), key) == CKR_OK);
     CHECK(sign(session.handle(), 3) == CKR_DEVICE_REMOVED);
-    CHECK(sign(session.handle(), 3) == CKR_OK);
+    CHECK(sign(session.handle(), 3) == CKR_OPERATION_NOT_INITIALIZED);
   }
 
   SECTION("numeric return values and spacing") {

@@ -1,0 +1,85 @@
+#include "actors/completion_queue.hpp"
+
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <system_error>
+
+namespace hsmactor {
+namespace {
+
+int open_eventfd() {
+  int fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (fd < 0) throw std::system_error(errno, std::generic_category(), "eventfd");
+  return fd;
+}
+
+}  // namespace
+
+CompletionQueue::CompletionQueue() : fd_(open_eventfd()) {}
+
+CompletionQueue::~CompletionQueue() {
+  // No one can post any more (posters hold the queue); answers still queued
+  // are delivered rather than dropped.
+  while (run_ready() > 0) {
+  }
+  ::close(fd_);
+}
+
+void CompletionQueue::post(Task task) noexcept {
+  bool was_empty = false;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    was_empty = queued_.empty();
+    queued_.push_back(std::move(task));
+  }
+  if (!was_empty) return;  // the loop was signalled for the first one already
+  wakeups_.fetch_add(1, std::memory_order_relaxed);
+  const std::uint64_t one = 1;
+  // EAGAIN only when the counter is near overflow: it is readable anyway.
+  while (::write(fd_, &one, sizeof one) < 0 && errno == EINTR) {
+  }
+}
+
+void CompletionQueue::clear_signal() {
+  std::uint64_t count = 0;
+  while (::read(fd_, &count, sizeof count) < 0 && errno == EINTR) {
+  }
+}
+
+std::size_t CompletionQueue::run_ready() {
+  // Cleared before taking the tasks: a post that finds the queue empty after
+  // the swap signals again, so no task is ever left without a signal.
+  clear_signal();
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    running_.swap(queued_);
+  }
+  const std::size_t count = running_.size();
+  // User code runs outside our lock; a task may post to this queue again.
+  for (Task& task : running_) {
+    if (task) task();
+  }
+  running_.clear();
+  return count;
+}
+
+std::size_t CompletionQueue::wait(std::chrono::nanoseconds timeout) {
+  if (pending() == 0) {
+    pollfd ready{fd_, POLLIN, 0};
+    auto ms = std::chrono::ceil<std::chrono::milliseconds>(timeout).count();
+    int rc = ::poll(&ready, 1, ms < 0 ? 0 : static_cast<int>(ms));
+    if (rc <= 0) return 0;
+  }
+  return run_ready();
+}
+
+std::size_t CompletionQueue::pending() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return queued_.size();
+}
+
+}  // namespace hsmactor
