@@ -24,6 +24,8 @@ const char* to_string(StrategyKind strategy) {
     case StrategyKind::hsm_callback: return "hsm-callback";
     case StrategyKind::hsm_actor: return "hsm-actor";
     case StrategyKind::hsm_asio: return "hsm-asio";
+    case StrategyKind::hsm_cq: return "hsm-cq";
+    case StrategyKind::hsm_batch: return "hsm-batch";
     case StrategyKind::openssl_engine: return "openssl-engine";
   }
   return "?";
@@ -47,7 +49,8 @@ std::vector<Operation> all_operations() {
 std::vector<StrategyKind> all_strategies() {
   return {StrategyKind::raw_thread,   StrategyKind::raw_mutex, StrategyKind::raw_per_op,
           StrategyKind::hsm_future,   StrategyKind::hsm_callback, StrategyKind::hsm_actor,
-          StrategyKind::hsm_asio,     StrategyKind::openssl_engine};
+          StrategyKind::hsm_asio,     StrategyKind::hsm_cq,       StrategyKind::hsm_batch,
+          StrategyKind::openssl_engine};
 }
 
 std::optional<Operation> parse_operation(std::string_view name) {
@@ -75,7 +78,8 @@ CellResult median_run(std::vector<CellResult> runs) {
 
 bool is_hsmactor(StrategyKind strategy) {
   return strategy == StrategyKind::hsm_future || strategy == StrategyKind::hsm_callback ||
-         strategy == StrategyKind::hsm_actor || strategy == StrategyKind::hsm_asio;
+         strategy == StrategyKind::hsm_actor || strategy == StrategyKind::hsm_asio ||
+         strategy == StrategyKind::hsm_cq || strategy == StrategyKind::hsm_batch;
 }
 
 }  // namespace hsmactor::bench

@@ -35,6 +35,10 @@ enum class StrategyKind : std::uint8_t {
   hsm_callback,    ///< hsmactor, caller threads with a bounded window of callbacks
   hsm_actor,       ///< hsmactor, one CAF actor per caller on the pool's handle
   hsm_asio,        ///< hsmactor's Asio async_* on io_context threads; callers = requests in flight
+  hsm_cq,          ///< hsmactor callbacks drained from a CompletionQueue by loop threads;
+                   ///< callers = requests in flight
+  hsm_batch,       ///< caller threads, each with one sign_many / digest_many / random_many
+                   ///< batch in flight; every item counts as one request
   openssl_engine,  ///< OpenSSL with libp11's PKCS#11 engine
 };
 

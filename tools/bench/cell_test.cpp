@@ -30,14 +30,17 @@ TEST_CASE("only the strategies through hsmactor's pool count as hsmactor") {
     if (is_hsmactor(strategy)) pooled.push_back(strategy);
   }
   CHECK(pooled == std::vector<StrategyKind>{StrategyKind::hsm_future, StrategyKind::hsm_callback,
-                                            StrategyKind::hsm_actor, StrategyKind::hsm_asio});
+                                            StrategyKind::hsm_actor, StrategyKind::hsm_asio,
+                                            StrategyKind::hsm_cq, StrategyKind::hsm_batch});
   CHECK_FALSE(is_hsmactor(StrategyKind::openssl_engine));
   CHECK_FALSE(is_hsmactor(StrategyKind::raw_thread));
 }
 
-TEST_CASE("the Asio strategy is named hsm-asio") {
+TEST_CASE("the Asio, completion-queue and batch strategies have their flag names") {
   CHECK(parse_strategy("hsm-asio") == StrategyKind::hsm_asio);
-  CHECK(std::string(to_string(StrategyKind::hsm_asio)) == "hsm-asio");
+  CHECK(parse_strategy("hsm-cq") == StrategyKind::hsm_cq);
+  CHECK(parse_strategy("hsm-batch") == StrategyKind::hsm_batch);
+  CHECK(std::string(to_string(StrategyKind::hsm_batch)) == "hsm-batch");
 }
 
 TEST_CASE("the median run is reported with the number of runs") {

@@ -147,7 +147,7 @@ Result<Options> parse_options(const std::vector<std::string>& arguments) {
                            "--repeat", "--max-sessions", "--window", "--actor-window",
                            "--memory-sessions", "--scheduler", "--scheduler-threads",
                            "--scenario", "--network-latency-us", "--network-max-sessions",
-                           "--asio-threads"}) {
+                           "--asio-threads", "--cq-threads", "--batch"}) {
     app.add_option(flag, raw[flag])->check(given_value);
   }
   app.add_option("--csv", options.csv_path)->check(given_value);
@@ -239,6 +239,8 @@ Result<Options> parse_options(const std::vector<std::string>& arguments) {
       {"--memory-sessions", &options.memory_sessions},
       {"--scheduler-threads", &options.scheduler_threads},
       {"--asio-threads", &options.asio_threads},
+      {"--cq-threads", &options.cq_threads},
+      {"--batch", &options.batch_size},
   };
   for (const auto& [flag, field] : counts) {
     if (!given(flag)) continue;
@@ -257,6 +259,9 @@ Result<Options> parse_options(const std::vector<std::string>& arguments) {
     options.scheduler_policy = policy;
   }
   if (options.asio_threads > 16) return bad("--asio-threads is capped at 16");
+  if (options.cq_threads > 16) return bad("--cq-threads is capped at 16");
+  // Token::kMaxBatchItems; options stay free of the library, so it is spelt out.
+  if (options.batch_size > 1024) return bad("--batch is capped at 1024 items (kMaxBatchItems)");
   if (network) {
     // The scenario measures signing against a capped, slow token: ECDSA, from
     // a quarter of the cap to eight times it.
@@ -295,8 +300,8 @@ Usage: hsmactor-bench [flags]
   --concurrency=LIST    caller counts (default 1,2,4,16,64,256;
                         network-hsm: 16,64,256,512)
   --strategies=LIST     raw-thread,raw-mutex,raw-per-op,hsm-future,hsm-callback,
-                        hsm-actor,hsm-asio,openssl-engine or all (default all;
-                        network-hsm: all but raw-mutex and raw-per-op)
+                        hsm-actor,hsm-asio,hsm-cq,hsm-batch,openssl-engine or all
+                        (default all; network-hsm: all but raw-mutex and raw-per-op)
   --seconds=N           measured seconds per cell (default 2)
   --warmup=S            unmeasured seconds before each cell (default 0.5)
   --repeat=N            runs per cell, interleaved across strategies so a busy
@@ -307,6 +312,11 @@ Usage: hsmactor-bench [flags]
   --actor-window=N      requests in flight per hsm-actor caller (default 1)
   --asio-threads=N      io_context threads of hsm-asio, whose callers are requests
                         kept in flight on them (default 1)
+  --cq-threads=N        loop threads of hsm-cq, each draining a CompletionQueue; its
+                        callers are requests kept in flight, shared out (default 1)
+  --batch=N             items per hsm-batch request (default 32, at most 1024); its
+                        callers are threads with one batch in flight each, every
+                        item counted as a request with the batch's latency
   --scheduler=POLICY    CAF scheduler of hsmactor: sharing (its default) or stealing
   --scheduler-threads=N CAF worker threads (default max(cores, 4))
   --memory-sessions=N   session actors opened to measure memory (default 64; 0 skips;

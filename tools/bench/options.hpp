@@ -73,6 +73,10 @@ struct Options {
   std::size_t actor_window = 1;
   /// io_context threads of hsm-asio (its callers are requests in flight on them).
   std::size_t asio_threads = 1;
+  /// Loop threads of hsm-cq, each draining its own CompletionQueue.
+  std::size_t cq_threads = 1;
+  /// Items per hsm-batch request (at most Token::kMaxBatchItems, 1024).
+  std::size_t batch_size = 32;
   /// CAF scheduler of hsmactor's actor system: worker threads (0: CAF's
   /// default, max(cores, 4)) and policy ("stealing" or "sharing"; "" default).
   std::size_t scheduler_threads = 0;

@@ -100,7 +100,8 @@ TEST_CASE("help is recognised and usage names every flag") {
   for (const char* flag : {"--ops", "--concurrency", "--strategies", "--seconds", "--warmup",
                            "--max-sessions", "--csv", "--plot", "--module", "--token-dir",
                            "--quick", "--scenario", "--network-latency-us",
-                           "--network-max-sessions", "--asio-threads"}) {
+                           "--network-max-sessions", "--asio-threads", "--cq-threads",
+                           "--batch"}) {
     CHECK(usage().find(flag) != std::string::npos);
   }
   for (StrategyKind strategy : all_strategies()) {
@@ -188,11 +189,28 @@ TEST_CASE("network flags are refused outside the network scenario or out of rang
   CHECK(detail({"--asio-threads=17"}) == "--asio-threads is capped at 16");
 }
 
-TEST_CASE("hsm-asio runs on as many io_context threads as asked") {
-  auto options = parse_options({"--asio-threads=2", "--strategies=hsm-asio"});
+TEST_CASE("hsm-asio and hsm-cq run on as many loop threads as asked") {
+  auto options = parse_options({"--asio-threads=2", "--cq-threads=3",
+                                "--strategies=hsm-asio,hsm-cq"});
   REQUIRE(options);
   CHECK(options->asio_threads == 2);
-  CHECK(options->strategies == std::vector<StrategyKind>{StrategyKind::hsm_asio});
+  CHECK(options->cq_threads == 3);
+  CHECK(options->strategies ==
+        std::vector<StrategyKind>{StrategyKind::hsm_asio, StrategyKind::hsm_cq});
+  CHECK(parse_options({})->cq_threads == 1);
+}
+
+TEST_CASE("hsm-batch sends 32 items per batch unless told, at most kMaxBatchItems") {
+  CHECK(parse_options({})->batch_size == 32);
+  auto options = parse_options({"--batch=1024", "--strategies=hsm-batch"});
+  REQUIRE(options);
+  CHECK(options->batch_size == 1024);
+  CHECK(options->strategies == std::vector<StrategyKind>{StrategyKind::hsm_batch});
+  auto refused = parse_options({"--batch=1025"});
+  REQUIRE_FALSE(refused);
+  CHECK(refused.error().detail() == "--batch is capped at 1024 items (kMaxBatchItems)");
+  CHECK_FALSE(parse_options({"--batch=0"}));
+  CHECK_FALSE(parse_options({"--cq-threads=17"}));
 }
 
 }  // namespace

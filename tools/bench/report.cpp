@@ -106,6 +106,8 @@ Style style_of(StrategyKind strategy) {
     case StrategyKind::hsm_callback: return {"#2ca02c", ""};
     case StrategyKind::hsm_actor: return {"#d62728", ""};
     case StrategyKind::hsm_asio: return {"#9467bd", ""};
+    case StrategyKind::hsm_cq: return {"#17becf", ""};
+    case StrategyKind::hsm_batch: return {"#e377c2", "5,2"};
     case StrategyKind::openssl_engine: return {"#ff7f0e", "8,3,2,3"};
   }
   return {"#000000", ""};

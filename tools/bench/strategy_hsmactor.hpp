@@ -1,8 +1,11 @@
-// hsmactor strategies: the same token through hsmactor's pool, reached three
+// hsmactor strategies: the same token through hsmactor's pool, reached six
 // ways: caller threads blocking on futures, caller threads with a bounded
-// window of callbacks, and CAF actors sending Jobs to the pool's handle.
+// window of callbacks, CAF actors sending Jobs to the pool's handle, Asio
+// handlers on io_context threads (async_sign with a LoopExecutor), loop
+// threads draining a CompletionQueue, and caller threads sending batches
+// (sign_many, digest_many, random_many).
 //
-// One Hsm and one Token serve all three, opened once for the whole run and
+// One Hsm and one Token serve all of them, opened once for the whole run and
 // sharing the module (and its login) with the raw strategies: the module was
 // initialised by BenchToken, so hsmactor finds it initialised and never
 // finalises it.
@@ -31,6 +34,10 @@ struct HsmactorSettings {
   /// Requests in flight per callback caller and per actor caller.
   std::size_t callback_window = 4;
   std::size_t actor_window = 1;
+  /// Loop threads of hsm-asio and hsm-cq; items per hsm-batch request.
+  std::size_t asio_threads = 1;
+  std::size_t cq_threads = 1;
+  std::size_t batch_size = 32;
   /// CAF scheduler: worker threads (0: CAF's default) and policy ("" default).
   std::size_t scheduler_threads = 0;
   std::string scheduler_policy;
@@ -50,7 +57,8 @@ class HsmactorBench {
   HsmactorBench(const HsmactorBench&) = delete;
   HsmactorBench& operator=(const HsmactorBench&) = delete;
 
-  /// Returns hsm_future, hsm_callback or hsm_actor, or nullptr for another kind.
+  /// Returns the strategy `kind` if it goes through hsmactor (is_hsmactor), or
+  /// nullptr for another kind.
   std::unique_ptr<Strategy> make_strategy(StrategyKind kind);
 
   /// Opens a second pool of `count` session actors (without a login, so that
