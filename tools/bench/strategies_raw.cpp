@@ -9,13 +9,18 @@ namespace {
 /// that thread afterwards: no sharing, no locking, the most the module allows.
 class RawPerThread final : public Strategy {
  public:
-  explicit RawPerThread(BenchToken& token) : token_(token) {}
+  RawPerThread(BenchToken& token, std::size_t session_budget)
+      : token_(token), session_budget_(session_budget) {}
 
   StrategyKind kind() const override { return StrategyKind::raw_thread; }
 
   CellResult run(const Workload& workload, int concurrency, const Timing& timing) override {
-    return run_closed_loop(
-        kind(), workload.operation, concurrency, timing,
+    int threads = concurrency;
+    if (session_budget_ > 0 && static_cast<std::size_t>(concurrency) > session_budget_) {
+      threads = static_cast<int>(session_budget_);
+    }
+    CellResult cell = run_closed_loop(
+        kind(), workload.operation, threads, timing,
         [this, &workload](int, std::string& error) -> RequestFn {
           auto session = token_.module().open_session(token_.slot());
           if (!session) {
@@ -27,10 +32,17 @@ class RawPerThread final : public Strategy {
             return perform(*owned, workload, error);
           };
         });
+    if (threads != concurrency) {
+      cell.concurrency = concurrency;
+      cell.caveat = "capped at " + std::to_string(threads) +
+                    " threads, the sessions the token leaves beside the login";
+    }
+    return cell;
   }
 
  private:
   BenchToken& token_;
+  std::size_t session_budget_;
 };
 
 /// One session shared by every caller, one request at a time.
@@ -115,9 +127,10 @@ bool perform(pkcs11::Session& session, const Workload& workload, std::string& er
   return true;
 }
 
-std::unique_ptr<Strategy> make_raw_strategy(StrategyKind kind, BenchToken& token) {
+std::unique_ptr<Strategy> make_raw_strategy(StrategyKind kind, BenchToken& token,
+                                            std::size_t session_budget) {
   switch (kind) {
-    case StrategyKind::raw_thread: return std::make_unique<RawPerThread>(token);
+    case StrategyKind::raw_thread: return std::make_unique<RawPerThread>(token, session_budget);
     case StrategyKind::raw_mutex: return std::make_unique<RawSharedMutex>(token);
     case StrategyKind::raw_per_op: return std::make_unique<RawSessionPerOp>(token);
     default: return nullptr;

@@ -7,6 +7,7 @@
 //   CellResult cell = strategy->run(make_workload(Operation::ecdsa, token.keys()), 4, timing);
 #pragma once
 
+#include <cstddef>
 #include <memory>
 #include <string>
 
@@ -20,7 +21,11 @@ namespace hsmactor::bench {
 bool perform(pkcs11::Session& session, const Workload& workload, std::string& error);
 
 /// Returns the raw strategy `kind` (raw_thread, raw_mutex or raw_per_op) on
-/// `token`, which must outlive it.
-std::unique_ptr<Strategy> make_raw_strategy(StrategyKind kind, BenchToken& token);
+/// `token`, which must outlive it. `session_budget` above 0 is how many
+/// sessions a capped token leaves the callers: raw_thread then runs at most
+/// that many threads (a session each) and says so in the cell's caveat, since
+/// more would only be refused CKR_SESSION_COUNT.
+std::unique_ptr<Strategy> make_raw_strategy(StrategyKind kind, BenchToken& token,
+                                            std::size_t session_budget = 0);
 
 }  // namespace hsmactor::bench

@@ -270,6 +270,18 @@ Result<std::unique_ptr<HsmactorBench>> HsmactorBench::open(const BenchToken& tok
 
 HsmactorBench::~HsmactorBench() = default;
 
+HsmactorBench::PoolSessions HsmactorBench::pool_sessions() const {
+  PoolSessions sessions;
+  auto metrics = state_->token.metrics();
+  if (!metrics) {
+    sessions.error = metrics.error().message();
+    return sessions;
+  }
+  sessions.open = metrics->sessions_open;
+  sessions.ceiling = metrics->sessions_max;
+  return sessions;
+}
+
 std::unique_ptr<Strategy> HsmactorBench::make_strategy(StrategyKind kind) {
   switch (kind) {
     case StrategyKind::hsm_future: return std::make_unique<HsmFutures>(*state_);

@@ -17,6 +17,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -68,6 +69,16 @@ class HsmactorBench {
   MemoryMeasurement measure_session_actors(std::size_t count, MemoryMeasurement* actors_only);
 
   const HsmactorSettings& settings() const { return settings_; }
+
+  /// The pool's sessions as its metrics say: open now, and the ceiling (the
+  /// pool's size after the token's cap, lowered while CKR_SESSION_COUNT comes).
+  struct PoolSessions {
+    std::uint64_t open = 0;
+    std::uint64_t ceiling = 0;
+    /// Empty when read; otherwise why not.
+    std::string error;
+  };
+  PoolSessions pool_sessions() const;
 
   struct State;
 

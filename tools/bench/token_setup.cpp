@@ -160,6 +160,20 @@ Result<std::unique_ptr<BenchToken>> BenchToken::prepare(const TokenConfig& confi
   return token;
 }
 
+void BenchToken::release_login() {
+  if (login_session_.is_open()) (void)login_session_.close();
+}
+
+Result<void> BenchToken::restore_login() {
+  if (login_session_.is_open()) return success();
+  auto session = module_->open_session(slot_);
+  if (!session) return session.error();
+  // CKR_USER_ALREADY_LOGGED_IN counts as success: someone else's login is as good.
+  if (auto in = session->login(CKU_USER, pin_); !in) return in.error();
+  login_session_ = std::move(*session);
+  return success();
+}
+
 BenchToken::~BenchToken() {
   if (login_session_.is_open()) (void)login_session_.close();
   if (module_ && we_initialized_) (void)module_->finalize();

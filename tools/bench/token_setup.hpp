@@ -59,6 +59,14 @@ class BenchToken {
   /// Returns the token's session limit, if it reports one.
   std::optional<CK_ULONG> max_sessions() const { return max_sessions_; }
 
+  /// Closes the session holding the login, so that another consumer in the
+  /// process can have every session of a capped token (the network scenario
+  /// gives hsmactor's pool and its login session all of them). With no other
+  /// session open the module ends the login; restore_login() makes it again.
+  void release_login();
+  /// Opens the login session again and logs in, if release_login() closed it.
+  Result<void> restore_login();
+
  private:
   BenchToken() = default;
 
