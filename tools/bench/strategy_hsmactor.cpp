@@ -307,6 +307,9 @@ MemoryMeasurement HsmactorBench::measure_session_actors(std::size_t count,
   options.min_sessions = count;
   options.max_sessions = count;
   options.queue_limit = count * 2 + 16;
+  // The token is logged in already (by BenchToken); this pool must neither
+  // need a PIN nor log anyone out when it closes.
+  options.login = Login::none;
   measurement.rss_before = spawned.rss_before = resident_bytes();
   auto opened = state_->hsm->open_token(options);
   if (!opened) {
