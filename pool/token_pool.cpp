@@ -1,5 +1,7 @@
 #include "pool/token_pool.hpp"
 
+#include "pool/internal/reply_route.hpp"
+
 #include <algorithm>
 #include <deque>
 #include <unordered_map>
@@ -8,6 +10,8 @@
 namespace hsmactor {
 namespace {
 
+using internal::ReplyRoute;
+using internal::take_reply_route;
 using Clock = std::chrono::steady_clock;
 
 constexpr auto kSweepInterval = std::chrono::milliseconds(20);
@@ -77,42 +81,6 @@ struct PoolState {
 };
 
 using pool_pointer = pool_actor::stateful_pointer<PoolState>;
-
-// Where the answer to an actor's run_atom request goes. A response is a plain
-// message with the request's response id, so the session thread that ran the
-// job can enqueue it directly (what a response promise does, minus the hop
-// back through the pool; enqueueing with no execution unit is thread-safe).
-struct ReplyRoute {
-  caf::strong_actor_ptr source;
-  caf::mailbox_element::forwarding_stack stages;
-  caf::message_id id;
-
-  void send(caf::message content) {
-    if (!id.is_request()) return;  // sent without expecting an answer
-    if (!stages.empty()) {
-      auto next = stages.back();
-      stages.pop_back();
-      next->enqueue(caf::make_mailbox_element(std::move(source), id, std::move(stages),
-                                              std::move(content)),
-                    nullptr);
-    } else if (source) {
-      source->enqueue(
-          caf::make_mailbox_element(nullptr, id.response_id(), {}, std::move(content)), nullptr);
-    }
-  }
-};
-
-// Takes over answering the message being handled, as a response promise would.
-ReplyRoute take_reply_route(pool_pointer self) {
-  ReplyRoute route;
-  auto* element = self->current_mailbox_element();
-  if (element == nullptr || element->mid.is_answered()) return route;
-  route.source = std::move(element->sender);
-  route.stages = std::move(element->stages);
-  route.id = element->mid;
-  element->mid.mark_as_answered();
-  return route;
-}
 
 void grow(pool_pointer self);
 

@@ -5,7 +5,9 @@
 
 #include <catch2/catch.hpp>
 
+#include <optional>
 #include <string>
+#include <thread>
 
 #include "tests/pool/pool_fixture.hpp"
 #include "tests/support/openssl_check.hpp"
@@ -95,6 +97,55 @@ TEST_CASE("a stream step after close answers shutting_down") {
   auto finished = stream->finish().get(30s);
   REQUIRE_FALSE(finished.ok());
   CHECK(finished.error().condition() == Condition::shutting_down);
+}
+
+TEST_CASE("closing while a call runs waits for it before logging out") {
+  faults().reset();
+  Hsm hsm;
+  Token token = testing::open_or_throw(hsm, testing::options_for(pool_test_token()));
+  Key key = token.private_key(testing::TestKeyLabels::ec256);
+  Bytes digest = testing::openssl::sha256(bytes_of("close during a call"));
+  REQUIRE(token.find_key(key).get(30s).ok());
+  faults().set_latency("C_Sign", 300ms);
+  auto running = token.sign(key, Mechanism::ecdsa(), digest);
+  REQUIRE(testing::eventually([] { return faults().threads_inside() > 0; }));
+  token.close();
+  faults().set_latency("C_Sign", 0us);
+  // Logged out under the call, it would meet CKR_USER_NOT_LOGGED_IN and fail
+  // its retry (the session could no longer log in): it must sign instead.
+  auto signature = running.get(30s);
+  INFO((signature.ok() ? std::string("ok") : signature.error().message()));
+  REQUIRE(signature.ok());
+  CHECK(testing::openssl::verify_ecdsa(pool_test_token().ec256_public, digest, *signature));
+}
+
+TEST_CASE("~Hsm is bounded by shutdown_timeout when a module call does not return") {
+  faults().reset();
+  Future<Bytes> stuck;
+  std::chrono::steady_clock::duration destroying{};
+  {
+    RuntimeOptions runtime;
+    runtime.shutdown_timeout = 300ms;
+    std::optional<Hsm> hsm;
+    hsm.emplace(runtime);
+    Token token = testing::open_or_throw(*hsm, testing::options_for(pool_test_token()));
+    Key key = token.private_key(testing::TestKeyLabels::ec256);
+    REQUIRE(token.find_key(key).get(30s).ok());
+    // Far longer than the bound: to ~Hsm this call never returns.
+    faults().set_latency("C_Sign", 8s);
+    stuck = token.sign(key, Mechanism::ecdsa(), testing::openssl::sha256(bytes_of("stuck")));
+    REQUIRE(testing::eventually([] { return faults().threads_inside() > 0; }));
+    token = Token();
+    const auto started = std::chrono::steady_clock::now();
+    hsm.reset();
+    destroying = std::chrono::steady_clock::now() - started;
+  }
+  faults().set_latency("C_Sign", 0us);
+  // Returned long before the call did (it waits the bound, not the call).
+  CHECK(destroying < 6s);
+  // The call's request still gets its one answer once the module returns.
+  auto answer = stuck.get(30s);
+  CHECK((answer.ok() || answer.error().condition() != Condition::wait_timeout));
 }
 
 }  // namespace

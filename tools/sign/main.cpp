@@ -101,11 +101,34 @@ int run(const std::vector<std::string>& arguments) {
     signer.sign(keys.get(request.key_label, key_class_for(request.scheme)),
                 mechanism_for(request.scheme), request.payload, std::move(done));
   };
+  // Consecutive records for one key go to one session as one batch: one
+  // hand-off and one answer for many signatures.
+  BatchSignFunction sign_batch = [&keys, &signer](std::vector<SignRequest> requests,
+                                                  BatchDone done) {
+    const std::size_t count = requests.size();
+    std::vector<Bytes> payloads;
+    payloads.reserve(count);
+    for (SignRequest& request : requests) payloads.push_back(std::move(request.payload));
+    const SignRequest& first = requests.front();
+    signer
+        .sign_many(keys.get(first.key_label, key_class_for(first.scheme)),
+                   mechanism_for(first.scheme), std::move(payloads))
+        .then([count, done = std::move(done)](Result<std::vector<Result<Bytes>>> batch) {
+          if (batch) {
+            done(batch.take());
+            return;
+          }
+          // Refused as a whole (overloaded, deadline, shutdown): every record
+          // gets that answer.
+          done(std::vector<Result<Bytes>>(count, Result<Bytes>(batch.error())));
+        });
+  };
   PipelineOptions pipeline;
   pipeline.max_in_flight = options->max_in_flight;
+  pipeline.batch = options->batch;
   pipeline.ordered = options->ordered;
   pipeline.progress = ::isatty(STDERR_FILENO) ? &std::cerr : nullptr;
-  PipelineStats stats = run_pipeline(*input, *output, sign, pipeline);
+  PipelineStats stats = run_pipeline(*input, *output, sign, pipeline, sign_batch);
   token->close();
 
   if (!stats.input_ok) return fail_set_up("reading the input failed");

@@ -39,6 +39,15 @@ struct Shared {
 
   std::size_t in_flight() const { return static_cast<std::size_t>(read - written); }
 
+  void deliver_many(std::vector<Answer> batch, std::uint64_t failures) {
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      for (Answer& answer : batch) answers.push_back(std::move(answer));
+      failed += failures;
+    }
+    answered.notify_one();
+  }
+
   void deliver(std::uint64_t sequence, std::string line, bool failure) {
     {
       std::lock_guard<std::mutex> lock(mutex);
@@ -108,12 +117,74 @@ void write_answers(Shared& shared, std::ostream& output, const PipelineOptions& 
   }
 }
 
+/// Records read and waiting to go out together as one batch.
+class PendingBatch {
+ public:
+  PendingBatch(std::shared_ptr<Shared> shared, const BatchSignFunction& sign_batch)
+      : shared_(std::move(shared)), sign_batch_(sign_batch) {}
+
+  std::size_t size() const { return requests_.size(); }
+  /// Whether `request` may join the records already waiting.
+  bool fits(const SignRequest& request) const {
+    return requests_.empty() || (request.key_label == requests_.front().key_label &&
+                                 request.scheme == requests_.front().scheme);
+  }
+  void add(std::uint64_t sequence, RecordName name, SignRequest request) {
+    sequences_.push_back(sequence);
+    names_.push_back(std::move(name));
+    requests_.push_back(std::move(request));
+  }
+
+  /// Sends what waits as one batch; each record gets its own answer line.
+  void send() {
+    if (requests_.empty()) return;
+    sign_batch_(std::move(requests_),
+                [shared = shared_, sequences = std::move(sequences_),
+                 names = std::move(names_)](std::vector<Result<Bytes>> results) {
+                  std::vector<Answer> answers;
+                  answers.reserve(sequences.size());
+                  std::uint64_t failures = 0;
+                  for (std::size_t i = 0; i < sequences.size(); ++i) {
+                    if (i < results.size() && results[i]) {
+                      answers.push_back({sequences[i], signature_line(names[i], *results[i])});
+                      continue;
+                    }
+                    ++failures;
+                    Error error = i < results.size()
+                                      ? results[i].error()
+                                      : Error::make(Condition::internal_error,
+                                                    "the batch answered too few results");
+                    answers.push_back({sequences[i], error_line(names[i], error)});
+                  }
+                  shared->deliver_many(std::move(answers), failures);
+                });
+    requests_.clear();
+    sequences_.clear();
+    names_.clear();
+  }
+
+ private:
+  std::shared_ptr<Shared> shared_;
+  const BatchSignFunction& sign_batch_;
+  std::vector<SignRequest> requests_;
+  std::vector<std::uint64_t> sequences_;
+  std::vector<RecordName> names_;
+};
+
+/// Whether reading more would wait for input that has not arrived yet.
+bool input_would_wait(std::istream& input) {
+  return input.rdbuf() == nullptr || input.rdbuf()->in_avail() <= 0;
+}
+
 }  // namespace
 
 PipelineStats run_pipeline(std::istream& input, std::ostream& output, const SignFunction& sign,
-                           const PipelineOptions& options) {
+                           const PipelineOptions& options,
+                           const BatchSignFunction& sign_batch) {
   auto shared = std::make_shared<Shared>();
   std::size_t limit = std::max<std::size_t>(options.max_in_flight, 1);
+  const std::size_t batch_limit = sign_batch ? std::max<std::size_t>(options.batch, 1) : 1;
+  PendingBatch pending(shared, sign_batch);
   Clock::time_point start = Clock::now();
   bool output_ok = true;
   std::thread writer([&] { write_answers(*shared, output, options, start, output_ok); });
@@ -126,6 +197,12 @@ PipelineStats run_pipeline(std::istream& input, std::ostream& output, const Sign
     std::uint64_t sequence = 0;
     {
       std::unique_lock<std::mutex> lock(shared->mutex);
+      if (shared->in_flight() >= limit && pending.size() > 0) {
+        // The slots we wait for may be held by records still waiting here.
+        lock.unlock();
+        pending.send();
+        lock.lock();
+      }
       shared->slot_freed.wait(lock, [&] { return shared->in_flight() < limit; });
       sequence = shared->read++;
       shared->peak_in_flight = std::max(shared->peak_in_flight, shared->in_flight());
@@ -133,6 +210,12 @@ PipelineStats run_pipeline(std::istream& input, std::ostream& output, const Sign
     DecodedRecord record = decode_record(line, line_number);
     if (!record.request) {
       shared->deliver(sequence, error_line(record.name, record.request.error()), true);
+      continue;
+    }
+    if (batch_limit > 1) {
+      if (!pending.fits(*record.request)) pending.send();
+      pending.add(sequence, std::move(record.name), std::move(*record.request));
+      if (pending.size() >= batch_limit || input_would_wait(input)) pending.send();
       continue;
     }
     // The callback keeps the shared state alive on its own: it may run on
@@ -145,6 +228,7 @@ PipelineStats run_pipeline(std::istream& input, std::ostream& output, const Sign
       }
     });
   }
+  pending.send();
   bool input_ok = !input.bad();
   {
     std::lock_guard<std::mutex> lock(shared->mutex);

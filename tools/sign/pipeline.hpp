@@ -21,6 +21,7 @@
 #include <functional>
 #include <istream>
 #include <ostream>
+#include <vector>
 
 #include "pkcs11/bytes.hpp"
 #include "pkcs11/error.hpp"
@@ -35,10 +36,23 @@ using SignDone = std::function<void(Result<Bytes>)>;
 /// once, on any thread (perhaps before returning). `done` does not block.
 using SignFunction = std::function<void(const SignRequest& request, SignDone done)>;
 
+/// Called back once with one result per request of a batch, in order.
+using BatchDone = std::function<void(std::vector<Result<Bytes>>)>;
+
+/// Starts signing `requests` (all for one key and scheme) as one batch and
+/// returns without waiting; calls `done` exactly once, on any thread, with
+/// as many results as requests (fewer or more fail the missing ones).
+using BatchSignFunction = std::function<void(std::vector<SignRequest> requests, BatchDone done)>;
+
 /// How run_pipeline behaves.
 struct PipelineOptions {
   /// Records read but not yet answered, at most.
   std::size_t max_in_flight = 64;
+  /// Consecutive records for the same key and scheme sent as one batch, at
+  /// most (with a BatchSignFunction). A batch goes out when it is full, when
+  /// the next record is for another key, when no more input is buffered (so
+  /// a slow stream is never held back), or when the in-flight limit is hit.
+  std::size_t batch = 1;
   /// Answer in input order instead of completion order.
   bool ordered = false;
   /// Where a progress line goes (records/s, in flight, errors), or nullptr.
@@ -63,6 +77,7 @@ struct PipelineStats {
 /// Reads JSON-lines records from `input`, signs each through `sign` and writes
 /// one answer line per record to `output`; returns when all are written.
 PipelineStats run_pipeline(std::istream& input, std::ostream& output, const SignFunction& sign,
-                           const PipelineOptions& options);
+                           const PipelineOptions& options,
+                           const BatchSignFunction& sign_batch = nullptr);
 
 }  // namespace hsmactor::sign

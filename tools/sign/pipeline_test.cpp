@@ -261,5 +261,142 @@ TEST_CASE("progress, when asked for, goes only to the progress stream") {
   CHECK(out.str().find("records/s") == std::string::npos);
 }
 
+/// Records alternating between keys every `run` records.
+std::string keyed_record(int id, const std::string& key) {
+  return R"({"id":")" + std::to_string(id) + R"(","key":")" + key +
+         R"(","mechanism":"rsa-pkcs-sha256","data_hex":")" + to_hex(bytes_of(std::to_string(id))) +
+         "\"}";
+}
+
+/// A fake batch signer on its own thread: echoes each payload, records the
+/// batches it saw, and answers `short_by` fewer results than asked if set.
+class BatchRecorder {
+ public:
+  explicit BatchRecorder(std::size_t short_by = 0) : short_by_(short_by) {}
+  ~BatchRecorder() {
+    for (auto& worker : workers_) worker.join();
+  }
+
+  BatchSignFunction function() {
+    return [this](std::vector<SignRequest> requests, BatchDone done) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      for (const auto& request : requests) {
+        if (request.key_label != requests.front().key_label) mixed_keys_ = true;
+      }
+      sizes_.push_back(requests.size());
+      workers_.emplace_back([this, requests = std::move(requests), done = std::move(done)] {
+        std::this_thread::sleep_for(1ms);
+        std::vector<Result<Bytes>> results;
+        for (std::size_t i = 0; i + short_by_ < requests.size(); ++i) {
+          results.emplace_back(requests[i].payload);
+        }
+        done(std::move(results));
+      });
+    };
+  }
+
+  std::vector<std::size_t> sizes() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return sizes_;
+  }
+  bool mixed_keys() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return mixed_keys_;
+  }
+
+ private:
+  std::size_t short_by_;
+  std::mutex mutex_;
+  std::vector<std::size_t> sizes_;
+  bool mixed_keys_ = false;
+  std::vector<std::thread> workers_;
+};
+
+SignFunction no_single_signs(std::atomic<int>& calls) {
+  return [&calls](const SignRequest&, SignDone done) {
+    ++calls;
+    done(Error::make(Condition::internal_error, "single sign used"));
+  };
+}
+
+TEST_CASE("batches carry consecutive records of one key and every record gets its own answer") {
+  std::string input;
+  // Runs of 10 records per key: batches of at most 4 never span two keys.
+  for (int id = 0; id < 300; ++id) input += keyed_record(id, (id / 10) % 2 ? "a" : "b") + "\n";
+  std::istringstream in(input);
+  std::ostringstream out;
+  BatchRecorder batches;
+  std::atomic<int> single_calls{0};
+  PipelineOptions options;
+  options.max_in_flight = 32;
+  options.batch = 4;
+  options.ordered = true;
+
+  PipelineStats stats =
+      run_pipeline(in, out, no_single_signs(single_calls), options, batches.function());
+
+  CHECK(stats.records == 300);
+  CHECK(stats.failed == 0);
+  CHECK(single_calls.load() == 0);
+  CHECK_FALSE(batches.mixed_keys());
+  std::size_t total = 0;
+  bool some_full = false;
+  for (std::size_t size : batches.sizes()) {
+    CHECK(size >= 1);
+    CHECK(size <= 4);
+    some_full = some_full || size == 4;
+    total += size;
+  }
+  CHECK(total == 300);
+  CHECK(some_full);
+  Answers answers = read_answers(out.str());
+  REQUIRE(answers.names.size() == 300);
+  for (int id = 0; id < 300; ++id) {
+    CHECK(answers.names[id] == "id:" + std::to_string(id));
+    const JsonObject& answer = answers.by_name.at("id:" + std::to_string(id));
+    REQUIRE(answer.find("signature"));
+    CHECK(from_base64(answer.find("signature")->text) == bytes_of(std::to_string(id)));
+  }
+}
+
+TEST_CASE("a batch larger than the in-flight limit goes out instead of waiting for itself") {
+  std::string input;
+  for (int id = 0; id < 100; ++id) input += keyed_record(id, "k") + "\n";
+  std::istringstream in(input);
+  std::ostringstream out;
+  BatchRecorder batches;
+  std::atomic<int> single_calls{0};
+  PipelineOptions options;
+  options.max_in_flight = 3;
+  options.batch = 64;
+
+  PipelineStats stats =
+      run_pipeline(in, out, no_single_signs(single_calls), options, batches.function());
+
+  CHECK(stats.records == 100);
+  CHECK(stats.failed == 0);
+  CHECK(stats.peak_in_flight <= 3);
+  for (std::size_t size : batches.sizes()) CHECK(size <= 3);
+}
+
+TEST_CASE("records a batch leaves unanswered fail instead of going missing") {
+  std::string input;
+  for (int id = 0; id < 20; ++id) input += keyed_record(id, "k") + "\n";
+  std::istringstream in(input);
+  std::ostringstream out;
+  BatchRecorder batches(/*short_by=*/1);
+  std::atomic<int> single_calls{0};
+  PipelineOptions options;
+  options.batch = 5;
+
+  PipelineStats stats =
+      run_pipeline(in, out, no_single_signs(single_calls), options, batches.function());
+
+  CHECK(stats.records == 20);
+  CHECK(stats.failed == 4);  // the last of each batch of five
+  Answers answers = read_answers(out.str());
+  CHECK(answers.names.size() == 20);
+}
+
 }  // namespace
 }  // namespace hsmactor::sign

@@ -14,6 +14,8 @@ namespace {
 
 constexpr std::size_t kMaxInFlight = 1000000;
 constexpr std::size_t kMaxSessions = 4096;
+// Token::kMaxBatchItems: a larger batch would be refused as a whole.
+constexpr std::size_t kMaxBatch = 1024;
 constexpr std::size_t kMaxDeadlineMs = 24UL * 3600 * 1000;
 
 Error usage_error(std::string detail) {
@@ -100,6 +102,10 @@ Result<SignOptions> parse_sign_options(const std::vector<std::string>& arguments
       auto count = parse_count(flag, value, kMaxInFlight);
       if (!count) return count.error();
       options.max_in_flight = *count;
+    } else if (flag == "--batch") {
+      auto count = parse_count(flag, value, kMaxBatch);
+      if (!count) return count.error();
+      options.batch = *count;
     } else if (flag == "--max-sessions") {
       auto count = parse_count(flag, value, kMaxSessions);
       if (!count) return count.error();
@@ -182,6 +188,10 @@ Flags:
   --output=FILE          write answers to FILE instead of stdout
   --ordered              answer in input order (default: completion order)
   --max-in-flight=N      records read but not yet answered, at most (default 64)
+  --batch=N              sign up to N consecutive records for one key as one
+                         batch, on one session with one hand-off (default 16;
+                         1 signs each record on its own); a batch never waits
+                         for input that has not arrived
   --max-sessions=N       token sessions to sign on (default 4)
   --deadline-ms=N        a record not started within N ms fails with
                          deadline_exceeded (default 30000)

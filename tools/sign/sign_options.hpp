@@ -38,6 +38,8 @@ struct SignOptions {
   std::string input_path;
   std::string output_path;
   std::size_t max_in_flight = 64;
+  /// Consecutive records for one key signed as one batch (sign_many), at most.
+  std::size_t batch = 16;
   std::size_t max_sessions = 4;
   std::chrono::milliseconds deadline{30000};
   bool ordered = false;

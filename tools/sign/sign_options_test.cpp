@@ -35,7 +35,8 @@ TEST_CASE("defaults: SoftHSM2, PIN from HSMACTOR_PIN, 64 in flight, completion o
 TEST_CASE("every flag is read") {
   auto options = parse_sign_options({"--uri=pkcs11:token=t;serial=1", "--module=/m.so",
                                      "--pin-file=/p", "--input=/in", "--output=/out", "--ordered",
-                                     "--max-in-flight=7", "--max-sessions=3", "--deadline-ms=250"});
+                                     "--max-in-flight=7", "--max-sessions=3", "--deadline-ms=250",
+                                     "--batch=8"});
   REQUIRE(options.ok());
   CHECK(options->uri == "pkcs11:token=t;serial=1");
   CHECK(options->module_path == "/m.so");
@@ -47,6 +48,7 @@ TEST_CASE("every flag is read") {
   CHECK(options->max_in_flight == 7);
   CHECK(options->max_sessions == 3);
   CHECK(options->deadline == std::chrono::milliseconds(250));
+  CHECK(options->batch == 8);
 }
 
 TEST_CASE("--help needs nothing else") {
@@ -79,6 +81,14 @@ TEST_CASE("the token is named exactly once") {
   CHECK(error_of({}).find("exactly one of --token") != std::string::npos);
   CHECK(error_of({"--token=a", "--uri=pkcs11:token=a"}).find("exactly one of") != std::string::npos);
   CHECK(error_of({"--uri=file:/x"}) == "--uri must start with pkcs11:");
+}
+
+TEST_CASE("a batch holds 1 to 1024 records") {
+  CHECK(error_of({"--token=t", "--batch=0"}).find("1 to 1024") != std::string::npos);
+  CHECK(error_of({"--token=t", "--batch=1025"}).find("1 to 1024") != std::string::npos);
+  auto options = parse_sign_options({"--token=t"});
+  REQUIRE(options.ok());
+  CHECK(options->batch == 16);
 }
 
 TEST_CASE("malformed values are refused") {
