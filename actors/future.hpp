@@ -44,6 +44,27 @@ namespace hsmactor {
 template <class T>
 class Promise;
 
+/// Lets a caller give up a request before a session starts it (an Asio
+/// cancellation, a client that went away). Copyable; an empty one (from a
+/// ready or invalid future) withdraws nothing.
+class Withdrawal {
+ public:
+  Withdrawal() = default;
+
+  /// Asks that the request never start. Returns true if it had not started:
+  /// it will not reach the module, and its future still resolves, once, with
+  /// Condition::withdrawn (unless a deadline, overload or shutdown answered
+  /// it first). Returns false if it has started (or was answered, or this
+  /// request cannot be withdrawn): its answer comes as usual.
+  bool withdraw() const { return stage_ != nullptr && stage_->try_withdraw(); }
+
+ private:
+  template <class T>
+  friend class Future;
+  explicit Withdrawal(std::shared_ptr<internal::RequestStage> stage) : stage_(std::move(stage)) {}
+  std::shared_ptr<internal::RequestStage> stage_;
+};
+
 /// The consuming end of a one-shot answer of type Result<T>.
 ///
 /// Default-constructed, moved-from and consumed futures are invalid; get() on
@@ -91,6 +112,14 @@ class Future {
     }
     state_.reset();
     return std::move(*result);
+  }
+
+  /// Returns what withdraws this request before it starts; take it before
+  /// then() or get() consume the future. Only requests a Token queues can be
+  /// withdrawn; others (ready futures, plain promises) ignore it.
+  Withdrawal withdrawal() const {
+    if (!state_ || state_->ready()) return Withdrawal();
+    return Withdrawal(state_);
   }
 
   /// Hands the answer to `callback`, a `void(Result<T>)` callable (move-only is
@@ -184,6 +213,10 @@ class Promise {
 
   /// Returns whether this promise still owns a state (false once moved from).
   bool valid() const { return state_ != nullptr; }
+
+  /// The request's start-or-withdraw flag, for the queue that serves it
+  /// (internal; valid while this promise's state lives).
+  internal::RequestStage* request_stage() const { return state_.get(); }
 
  private:
   static Future<T> broken_future(const char* detail) {

@@ -63,8 +63,20 @@ void relax(unsigned round) {
 
 // ---- QueuedJob ----
 
-QueuedJob::QueuedJob(Job request, Completion done, JobObserver* observer)
-    : job(std::move(request)), accepted(Clock::now()), done_(std::move(done)), observer_(observer) {}
+QueuedJob::QueuedJob(Job request, Completion done, JobObserver* observer,
+                     internal::RequestStage* stage)
+    : job(std::move(request)),
+      accepted(Clock::now()),
+      done_(std::move(done)),
+      observer_(observer),
+      stage_(stage) {}
+
+bool QueuedJob::start() {
+  if (stage_ == nullptr || stage_->try_start()) return true;
+  complete(Error::make(Condition::withdrawn,
+                       "the caller withdrew the request before it started", to_string(job.op)));
+  return false;
+}
 
 QueuedJob::~QueuedJob() {
   if (!answered_) {

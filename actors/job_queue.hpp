@@ -65,13 +65,18 @@ class QueuedJob {
  public:
   using Completion = internal::Callback<JobResult>;
 
-  QueuedJob(Job job, Completion done, JobObserver* observer = nullptr);
+  QueuedJob(Job job, Completion done, JobObserver* observer = nullptr,
+            internal::RequestStage* stage = nullptr);
   ~QueuedJob();
   QueuedJob(const QueuedJob&) = delete;
   QueuedJob& operator=(const QueuedJob&) = delete;
 
   /// Answers the job; later calls do nothing.
   void complete(Result<JobResult> result);
+  /// A session calls it just before the job's first PKCS#11 call: false if
+  /// the caller withdrew the job first (it is then answered withdrawn here
+  /// and must not run).
+  bool start();
 
   Job job;
   /// When the job was accepted, for latency figures.
@@ -80,6 +85,8 @@ class QueuedJob {
  private:
   Completion done_;
   JobObserver* observer_;
+  // Lives in the promise `done_` holds, so as long as this job.
+  internal::RequestStage* stage_;
   bool answered_ = false;
 };
 
@@ -113,8 +120,10 @@ class JobQueue {
   // ---- producers (any thread) ----
 
   /// Returns a job for this queue (its outcome goes to the queue's observer).
-  QueuedJobPtr make_job(Job job, QueuedJob::Completion done) const {
-    return std::make_unique<QueuedJob>(std::move(job), std::move(done), observer_.get());
+  /// `stage` (from the caller's promise, optional) lets the caller withdraw it.
+  QueuedJobPtr make_job(Job job, QueuedJob::Completion done,
+                        internal::RequestStage* stage = nullptr) const {
+    return std::make_unique<QueuedJob>(std::move(job), std::move(done), observer_.get(), stage);
   }
 
   /// Queues `job` (taking it) and wakes a parked consumer if none is awake to

@@ -140,6 +140,8 @@ void drain(session_pointer self);
 void run_pulled(session_pointer self, QueuedJobPtr queued) {
   auto& st = self->state;
   auto& queue = *st.source.queue;
+  // Withdrawn by its caller: answered (withdrawn) without any PKCS#11 call.
+  if (!queued->start()) return;
   if (!st.session.is_open() && time_left(queued->job.deadline_ns).count() > 0) {
     auto opened = st.ensure_open();
     if (!opened && opened.error().rv() == CKR_SESSION_COUNT && queue.consumers() > 1) {

@@ -33,9 +33,9 @@
 // - Cancellation (terminal, partial or total, through the handler's associated
 //   cancellation slot) before the answer is handled completes the handler with
 //   asio::error::operation_aborted, once; the token's late answer is dropped.
-//   The request itself is not withdrawn: it may still be served by a session
-//   (these operations leave no state in the token, so that is invisible apart
-//   from the session's time). A cancellation after the answer was handled does
+//   A request no session has started yet is withdrawn (it never reaches the
+//   module, and frees its session's time for others); one already running
+//   finishes there, unseen. A cancellation after the answer was handled does
 //   nothing.
 // - `data` and the other views are copied when the operation starts; with
 //   deferred they must stay valid until it is launched.
@@ -135,6 +135,7 @@ class Operation : public std::enable_shared_from_this<Operation<T, Handler>> {
 
   /// Starts: installs the cancellation handler and waits for `future`.
   void start(Future<T> future) {
+    withdrawal_ = future.withdrawal();
     auto self = this->shared_from_this();
     if (slot_.is_connected()) slot_.template emplace<Canceller>(Canceller{self});
     future.then([self](Result<T> result) { self->answer(std::move(result)); });
@@ -173,6 +174,7 @@ class Operation : public std::enable_shared_from_this<Operation<T, Handler>> {
   // Asio's rules); completes through a post, never inside emit().
   void cancel() {
     if (done_.exchange(true, std::memory_order_acq_rel)) return;
+    (void)withdrawal_.withdraw();  // not started yet: it never will
     asio::post(executor_, [self = this->shared_from_this()] {
       self->invoke(asio::error::operation_aborted, T{});
     });
@@ -203,6 +205,7 @@ class Operation : public std::enable_shared_from_this<Operation<T, Handler>> {
   Slot slot_;
   std::optional<Handler> handler_;
   Error* diagnostics_;
+  Withdrawal withdrawal_;
   std::atomic<bool> done_{false};
   std::atomic<bool> initiating_{true};
 };

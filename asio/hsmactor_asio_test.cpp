@@ -277,6 +277,38 @@ TEST_CASE("cancelling before the answer completes once with operation_aborted") 
   loop->detach();
 }
 
+TEST_CASE("cancelling a request no session has started withdraws it from the token") {
+  Hsm hsm;
+  Token token = open_test_token(hsm, nullptr, /*max_sessions=*/1);
+  // A stream pins the token's only session, so the request below waits.
+  auto stream = token.open_stream(StreamKind::digest, Mechanism::sha256()).get(std::chrono::seconds(30));
+  REQUIRE(stream.ok());
+  asio::io_context io;
+  asio::cancellation_signal signal;
+  int calls = 0;
+  std::error_code got;
+  async_sign(token, token.private_key(TestKeyLabels::ec256), Mechanism::ecdsa(),
+             digest_of("withdrawn"),
+             asio::bind_cancellation_slot(
+                 signal.slot(), asio::bind_executor(io, [&](std::error_code ec, Bytes) {
+                   ++calls;
+                   got = ec;
+                 })));
+  signal.emit(asio::cancellation_type::terminal);  // while the request waits
+  // Freeing the session lets it take the request, which it answers withdrawn;
+  // io.run() then returns once both the aborted completion and that answer
+  // (which the work guard waits for) are done.
+  REQUIRE(stream->finish().get(std::chrono::seconds(30)).ok());
+  io.run();
+  CHECK(calls == 1);
+  CHECK(got == asio::error::operation_aborted);
+  // The session, once free, answered it withdrawn instead of signing.
+  auto metrics = token.metrics();
+  REQUIRE(metrics.ok());
+  CHECK(metrics->errors_by_code["withdrawn"] == 1);
+  CHECK(metrics->operations["sign"].errors == 1);
+}
+
 TEST_CASE("cancelling while the answer races to the loop completes exactly once") {
   Hsm hsm;
   Token token = open_test_token(hsm, nullptr);  // completion pool: posts to `io`

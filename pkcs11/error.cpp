@@ -22,6 +22,7 @@ const char* to_string(Condition condition) {
     case Condition::forked: return "forked";
     case Condition::wait_timeout: return "wait_timeout";
     case Condition::internal_error: return "internal_error";
+    case Condition::withdrawn: return "withdrawn";
   }
   return "internal_error";
 }
@@ -44,6 +45,7 @@ Category category_of(Condition condition) {
     case Condition::stream_interrupted:
     case Condition::broken_promise:
     case Condition::wait_timeout:
+    case Condition::withdrawn:
       return Category::retry;
     case Condition::token_not_found:
     case Condition::object_not_found:

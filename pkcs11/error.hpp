@@ -56,6 +56,9 @@ enum class Condition : std::uint8_t {
   wait_timeout,
   /// A bug or an unexpected state inside hsmactor.
   internal_error,
+  /// The caller withdrew the request before a session started it; it never
+  /// reached the module.
+  withdrawn,
 };
 
 /// Returns "pkcs11_error", "overloaded", ...

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -108,8 +109,29 @@ struct SpinBeforeSleep {
 /// Fork: a state that was still unresolved when the process forked answers
 /// Condition::forked in the child (its producer does not exist there), without
 /// touching the mutex, which a parent thread may have held at the fork.
+/// Whether a request has started on a session or was withdrawn first; the
+/// first to move it from `waiting` wins, so a request either runs or never
+/// reaches the module.
+class RequestStage {
+ public:
+  /// The session's side: true if the request may run (it was not withdrawn).
+  bool try_start() {
+    std::uint8_t expected = kWaiting;
+    return stage_.compare_exchange_strong(expected, kStarted) || expected == kStarted;
+  }
+  /// The caller's side: true if the request had not started and now never will.
+  bool try_withdraw() {
+    std::uint8_t expected = kWaiting;
+    return stage_.compare_exchange_strong(expected, kWithdrawn) || expected == kWithdrawn;
+  }
+
+ private:
+  enum : std::uint8_t { kWaiting, kStarted, kWithdrawn };
+  std::atomic<std::uint8_t> stage_{kWaiting};
+};
+
 template <class T>
-class FutureState {
+class FutureState : public RequestStage {
  public:
   /// A state whose callback is posted to `executor` (the default one if null).
   explicit FutureState(std::shared_ptr<Executor> executor = nullptr)

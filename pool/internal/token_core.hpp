@@ -104,6 +104,7 @@ class TokenCore {
       job.deadline_ns = deadline_after(deadline.count() == 0 ? default_deadline_ : deadline);
     }
     auto [promise, future] = make_promise<R>(executor ? executor : executor_);
+    internal::RequestStage* stage = promise.request_stage();
     auto& queue = *channel_.queue;
     queue.admit(queue.make_job(
         std::move(job), QueuedJob::Completion([promise = std::move(promise), key,
@@ -114,7 +115,8 @@ class TokenCore {
           }
           KeyAccess::remember(key, result->key_handle, result->key_generation);
           promise.set_result(convert(*result));
-        })));
+        }),
+        stage));
     return std::move(future);
   }
 

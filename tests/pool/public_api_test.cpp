@@ -106,11 +106,15 @@ TEST_CASE("closing while a call runs waits for it before logging out") {
   Key key = token.private_key(testing::TestKeyLabels::ec256);
   Bytes digest = testing::openssl::sha256(bytes_of("close during a call"));
   REQUIRE(token.find_key(key).get(30s).ok());
-  faults().set_latency("C_Sign", 300ms);
+  // Held in C_SignInit, before the real module starts the operation: a
+  // logout now would leave the call without its key (SoftHSM2 finishes an
+  // operation that had started before a logout, so a delay in C_Sign would
+  // not show the bug).
+  faults().set_latency("C_SignInit", 300ms);
   auto running = token.sign(key, Mechanism::ecdsa(), digest);
   REQUIRE(testing::eventually([] { return faults().threads_inside() > 0; }));
   token.close();
-  faults().set_latency("C_Sign", 0us);
+  faults().set_latency("C_SignInit", 0us);
   // Logged out under the call, it would meet CKR_USER_NOT_LOGGED_IN and fail
   // its retry (the session could no longer log in): it must sign instead.
   auto signature = running.get(30s);
@@ -146,6 +150,45 @@ TEST_CASE("~Hsm is bounded by shutdown_timeout when a module call does not retur
   // The call's request still gets its one answer once the module returns.
   auto answer = stuck.get(30s);
   CHECK((answer.ok() || answer.error().condition() != Condition::wait_timeout));
+}
+
+TEST_CASE("a request withdrawn before it starts never reaches the module and answers withdrawn") {
+  faults().reset();
+  Hsm hsm;
+  auto options = testing::options_for(pool_test_token());
+  options.max_sessions = 1;
+  Token token = testing::open_or_throw(hsm, options);
+  Key key = token.private_key(testing::TestKeyLabels::ec256);
+  Bytes digest = testing::openssl::sha256(bytes_of("withdraw"));
+  REQUIRE(token.find_key(key).get(30s).ok());
+  faults().reset_counts();
+  faults().set_latency("C_Sign", 300ms);
+  auto running = token.sign(key, Mechanism::ecdsa(), digest);
+  REQUIRE(testing::eventually([] { return faults().threads_inside() > 0; }));
+  auto queued = token.sign(key, Mechanism::ecdsa(), digest);
+  auto batch = token.sign_many(key, Mechanism::ecdsa(), {digest, digest});
+  Withdrawal give_up_running = running.withdrawal();
+  Withdrawal give_up_queued = queued.withdrawal();
+  CHECK_FALSE(give_up_running.withdraw());  // it started: it finishes
+  CHECK(give_up_queued.withdraw());
+  CHECK(give_up_queued.withdraw());  // asking again changes nothing
+  CHECK(batch.withdrawal().withdraw());
+  faults().set_latency("C_Sign", 0us);
+  auto signature = running.get(30s);
+  REQUIRE(signature.ok());
+  CHECK(testing::openssl::verify_ecdsa(pool_test_token().ec256_public, digest, *signature));
+  auto withdrawn = queued.get(30s);
+  REQUIRE_FALSE(withdrawn.ok());
+  CHECK(withdrawn.error().condition() == Condition::withdrawn);
+  CHECK(withdrawn.error().category() == Category::retry);
+  auto withdrawn_batch = batch.get(30s);
+  REQUIRE_FALSE(withdrawn_batch.ok());
+  CHECK(withdrawn_batch.error().condition() == Condition::withdrawn);
+  CHECK(faults().call_count("C_Sign") == 1);
+  // A ready future has nothing to withdraw.
+  CHECK_FALSE(token.random(0).withdrawal().withdraw());
+  // The session is free for the next request.
+  CHECK(token.sign(key, Mechanism::ecdsa(), digest).get(30s).ok());
 }
 
 }  // namespace
