@@ -75,7 +75,7 @@ Future<std::uint64_t> Stream::update(ByteView chunk) {
     return make_ready_future<std::uint64_t>(std::move(*refused));
   }
   auto state = state_;
-  auto [promise, future] = make_promise<std::uint64_t>(state->core->executor());
+  auto [promise, future] = make_promise<std::uint64_t>(state->executor);
   internal::ask_session<std::uint64_t>(state, "stream_update", s_update_atom::value,
                                        state->stream_id, chunk.to_bytes())
       .then([promise = std::move(promise), state](Result<std::uint64_t> result) mutable {
@@ -101,7 +101,7 @@ Future<R> finish_stream(const std::shared_ptr<StreamState>& state, Bytes signatu
   if (auto refused = StreamState::refuse(state.get(), "stream_finish")) {
     return make_ready_future<R>(std::move(*refused));
   }
-  auto [promise, future] = make_promise<R>(state->core->executor());
+  auto [promise, future] = make_promise<R>(state->executor);
   internal::ask_session<JobResult>(state, "stream_finish", s_finish_atom::value,
                                    state->stream_id, std::move(signature))
       .then([promise = std::move(promise), state, convert](Result<JobResult> result) mutable {
@@ -143,7 +143,8 @@ constexpr auto kStreamBackstop = std::chrono::seconds(90);
 
 Future<Stream> internal::open_stream(const std::shared_ptr<TokenCore>& core, StreamKind kind,
                                      const pkcs11::Mechanism& mechanism, const Key& key,
-                                     std::chrono::nanoseconds deadline_override) {
+                                     std::chrono::nanoseconds deadline_override,
+                                     std::shared_ptr<Executor> executor) {
   // Checked first: in a child the parts' mutex may be copied held.
   if (core->forked()) {
     return make_ready_future<Stream>(internal::TokenCore::forked_error("open_stream"));
@@ -165,12 +166,13 @@ Future<Stream> internal::open_stream(const std::shared_ptr<TokenCore>& core, Str
   auto stream_id = spec.stream_id;
   auto step_deadline = std::chrono::duration_cast<std::chrono::milliseconds>(
       std::max(deadline, std::chrono::nanoseconds(1)));
-  auto [promise, future] = make_promise<Stream>(core->executor());
+  if (!executor) executor = core->executor();
+  auto [promise, future] = make_promise<Stream>(executor);
   runtime
       ->ask<PinnedSession>(pool, time_left(spec.deadline_ns) + kStreamBackstop, open_atom::value,
                            std::move(spec))
-      .then([promise = std::move(promise), core, stream_id,
-             step_deadline](Result<PinnedSession> pinned) mutable {
+      .then([promise = std::move(promise), core, stream_id, step_deadline,
+             executor](Result<PinnedSession> pinned) mutable {
         if (!pinned) {
           // Reconcile a give-up with the pool: if a session was pinned after
           // all, it is aborted and given back.
@@ -185,6 +187,7 @@ Future<Stream> internal::open_stream(const std::shared_ptr<TokenCore>& core, Str
         state->session = pinned->session.address();
         state->stream_id = stream_id;
         state->deadline = step_deadline;
+        state->executor = executor;
         // A future nobody waits for any more drops the Stream, which gives
         // its session back.
         promise.set_value(internal::StreamAccess::make(std::move(state)));

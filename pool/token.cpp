@@ -316,7 +316,7 @@ void Token::verify(const Key& key, const Mechanism& mechanism, ByteView data, By
 Future<Stream> Token::open_stream(StreamKind kind, const Mechanism& mechanism,
                                   const Key& key) const {
   if (!core_) return make_ready_future<Stream>(empty_token_error("open_stream"));
-  return internal::open_stream(core_, kind, mechanism, key, deadline_);
+  return internal::open_stream(core_, kind, mechanism, key, deadline_, executor_);
 }
 
 Token Token::with_deadline(std::chrono::nanoseconds deadline) const {

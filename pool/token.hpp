@@ -153,8 +153,9 @@ class Token {
   /// negative: every request answers deadline_exceeded.
   Token with_deadline(std::chrono::nanoseconds deadline) const;
   /// Returns a handle on the same pool whose callbacks and then()
-  /// continuations run on `executor` (a CompletionQueue an event loop drains,
-  /// say) instead of the token's; null: the token's again.
+  /// continuations (also of streams it opens) run on `executor` (a
+  /// CompletionQueue an event loop drains, say) instead of the token's; null:
+  /// the token's again. Trace events stay on the token's executor.
   Token with_executor(std::shared_ptr<Executor> executor) const;
 
   // ---- the pool ----

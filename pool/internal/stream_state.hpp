@@ -27,6 +27,9 @@ struct StreamState {
   caf::actor_addr session;
   std::uint64_t stream_id = 0;
   std::chrono::milliseconds deadline{30000};
+  /// Where the steps' continuations run: the handle's executor that opened
+  /// the stream, else the token's.
+  std::shared_ptr<Executor> executor;
   std::atomic<bool> done{false};
 
   /// Gives the session back to the pool exactly once; `tainted`: the
@@ -42,10 +45,12 @@ struct StreamState {
 };
 
 /// Opens a stream on `core`'s pool (Token::open_stream); a zero
-/// `deadline_override` means the token's default deadline.
+/// `deadline_override` means the token's default deadline, a null
+/// `executor` the token's executor.
 Future<Stream> open_stream(const std::shared_ptr<TokenCore>& core, StreamKind kind,
                            const pkcs11::Mechanism& mechanism, const Key& key,
-                           std::chrono::nanoseconds deadline_override);
+                           std::chrono::nanoseconds deadline_override,
+                           std::shared_ptr<Executor> executor);
 
 struct StreamAccess {
   static Stream make(std::shared_ptr<StreamState> state) {

@@ -291,6 +291,40 @@ TEST_CASE("answers given to a CompletionQueue run on the draining thread with on
   while (!batch_ran.load()) completions->wait(100ms);
 }
 
+TEST_CASE("a stream opened from a handle with an executor continues there") {
+  faults().reset();
+  Hsm hsm;
+  Token token = testing::open_or_throw(hsm, testing::options_for(pool_test_token()));
+  auto completions = std::make_shared<CompletionQueue>();
+  Token on_loop = token.with_executor(completions);
+  const auto loop_thread = std::this_thread::get_id();
+  std::atomic<int> steps{0};
+  std::atomic<int> elsewhere{0};
+  Bytes expected = testing::openssl::sha256(bytes_of("partpart"));
+  on_loop.open_stream(StreamKind::digest, Mechanism::sha256()).then([&](Result<Stream> opened) {
+    if (std::this_thread::get_id() != loop_thread) elsewhere++;
+    REQUIRE(opened.ok());
+    auto stream = std::make_shared<Stream>(opened.take());
+    stream->update(bytes_of("part")).then([&, stream](Result<std::uint64_t> first) {
+      if (std::this_thread::get_id() != loop_thread) elsewhere++;
+      CHECK(first.ok());
+      stream->update(bytes_of("part")).then([&, stream](Result<std::uint64_t> second) {
+        if (std::this_thread::get_id() != loop_thread) elsewhere++;
+        CHECK(second.ok());
+        stream->finish().then([&, stream](Result<Bytes> sum) {
+          if (std::this_thread::get_id() != loop_thread) elsewhere++;
+          REQUIRE(sum.ok());
+          CHECK(*sum == expected);
+          steps++;
+        });
+      });
+    });
+  });
+  for (int i = 0; i < 1000 && steps.load() == 0; ++i) completions->wait(50ms);
+  CHECK(steps.load() == 1);
+  CHECK(elsewhere.load() == 0);
+}
+
 TEST_CASE("a CompletionQueue going away runs what it still holds") {
   std::atomic<int> ran{0};
   {
