@@ -1,7 +1,12 @@
 #include "pool/caf_api.hpp"
 
+#include <memory>
+
+#include "actors/executor.hpp"
+#include "actors/operations.hpp"
 #include "actors/runtime.hpp"
 #include "pool/internal/key_access.hpp"
+#include "pool/internal/reply_route.hpp"
 #include "pool/internal/token_access.hpp"
 #include "pool/internal/token_core.hpp"
 
@@ -12,6 +17,68 @@ struct HsmAccess {
   static Runtime& runtime(Hsm& hsm) { return *hsm.runtime_; }
 };
 }  // namespace internal
+
+namespace {
+
+// Runs a request's continuation on the thread that resolves it (a session
+// actor's, the pool's deadline sweep, a closing thread). Executors that run
+// application code must never do that; this one is given nothing but the
+// continuation in request(), which only enqueues one message in the
+// requester's mailbox, so the answer leaves the session without a hop.
+class MailboxDelivery final : public Executor {
+ public:
+  void post(Task task) noexcept override { task(); }
+};
+
+const std::shared_ptr<Executor>& mailbox_delivery() {
+  // Never destroyed: a session thread may still answer while the process exits.
+  static const auto* executor =
+      new std::shared_ptr<Executor>(std::make_shared<MailboxDelivery>());
+  return *executor;
+}
+
+// Enqueues the response (CAF delivers it to the handler registered for its
+// id; the actor is scheduled only if it was idle, and a dead one drops it).
+void answer(internal::ReplyRoute& route, Result<JobResult> result) {
+  if (result) {
+    route.send(caf::make_message(std::move(*result)));
+  } else {
+    route.send(caf::make_message(to_caf_error(result.error())));
+  }
+}
+
+}  // namespace
+
+job_response_handle request(caf::scheduled_actor* self, const Token& token, const Key& key,
+                            Job job, caf::duration timeout) {
+  if (key.valid()) job.key = internal::KeyAccess::ref(key);
+  caf::message_id id = self->new_request_id(caf::message_priority::normal);
+  internal::ReplyRoute route{caf::strong_actor_ptr(self->ctrl()), {}, id};
+  const auto& core = internal::TokenAccess::core(token);
+  if (!core) {
+    answer(route, Error::make(Condition::invalid_argument,
+                              "an empty Token (default-constructed or moved from)",
+                              to_string(job.op)));
+  } else {
+    // TokenCore::call is the one admission: closed, forked and overloaded are
+    // answered at once (then() runs the continuation here, which only
+    // enqueues, so the handler still runs later), deadlines default as for
+    // every other request.
+    core->call<JobResult>(std::move(job), internal::TokenAccess::deadline(token),
+                          mailbox_delivery(), key,
+                          [](JobResult& result) -> Result<JobResult> { return std::move(result); })
+        .then([route = std::move(route)](Result<JobResult> result) mutable {
+          answer(route, std::move(result));
+        });
+  }
+  if (timeout.valid()) self->request_response_timeout(timeout, id);
+  return {id.response_id(), self};
+}
+
+job_response_handle request(caf::scheduled_actor* self, const Token& token, Job job,
+                            caf::duration timeout) {
+  return request(self, token, Key(), std::move(job), timeout);
+}
 
 token_actor actor_handle(const Token& token) {
   const auto& core = internal::TokenAccess::core(token);

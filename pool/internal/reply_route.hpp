@@ -1,6 +1,7 @@
 // ReplyRoute: answering an actor's request from another thread than the one
 // that handled it. The pool hands an actor caller's run_atom job to a session
-// actor, whose thread answers it directly, without a hop back through the pool.
+// actor, whose thread answers it directly, without a hop back through the pool;
+// hsmactor::request() (pool/caf_api.cpp) makes one for a job it queues itself.
 #pragma once
 
 #include <caf/all.hpp>

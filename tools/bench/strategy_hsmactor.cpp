@@ -2,8 +2,10 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <cstdlib>
 #include <map>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -66,6 +68,9 @@ class Latch {
 /// One actor caller's loop: owned by its actor, read by the driver only after
 /// the latch says the actor is done.
 struct ActorCaller {
+  Token token;
+  /// Through the pool actor's typed handle (the older path) instead of
+  /// hsmactor::request(); empty unless HSMACTOR_BENCH_ACTOR_PATH=pool.
   token_actor pool;
   Job prototype;
   MeasureWindow window;
@@ -89,21 +94,32 @@ void issue(caf::event_based_actor* self, const std::shared_ptr<ActorCaller>& cal
   ++caller->in_flight;
   Job job = caller->prototype;
   job.deadline_ns = deadline_after(kRequestTimeout);
-  // No request timeout: the pool answers every job, a queued one by its
-  // deadline (README, "Actors"); a CAF timeout would add a timer per request.
-  self->request(caller->pool, caf::infinite, run_atom::value, std::move(job))
-      .then(
-          [self, caller, started](JobResult&) {
-            caller->tally.complete(caller->window, started, Clock::now(), nullptr);
-            --caller->in_flight;
-            issue(self, caller);
-          },
-          [self, caller, started](caf::error& failure) {
-            std::string error = from_caf_error(failure).message();
-            caller->tally.complete(caller->window, started, Clock::now(), &error);
-            --caller->in_flight;
-            issue(self, caller);
-          });
+  auto on_result = [self, caller, started](JobResult&) {
+    caller->tally.complete(caller->window, started, Clock::now(), nullptr);
+    --caller->in_flight;
+    issue(self, caller);
+  };
+  auto on_error = [self, caller, started](caf::error& failure) {
+    std::string error = from_caf_error(failure).message();
+    caller->tally.complete(caller->window, started, Clock::now(), &error);
+    --caller->in_flight;
+    issue(self, caller);
+  };
+  // No request timeout: every job is answered, a queued one by its deadline
+  // (README, "Actors"); a CAF timeout would add a timer per request.
+  if (caller->pool) {
+    self->request(caller->pool, caf::infinite, run_atom::value, std::move(job))
+        .then(on_result, on_error);
+  } else {
+    request(self, caller->token, std::move(job)).then(on_result, on_error);
+  }
+}
+
+/// True when HSMACTOR_BENCH_ACTOR_PATH=pool asks hsm-actor to measure the
+/// pool actor's typed handle instead of hsmactor::request().
+bool actors_via_pool() {
+  const char* path = std::getenv("HSMACTOR_BENCH_ACTOR_PATH");
+  return path != nullptr && std::string(path) == "pool";
 }
 
 /// Caller threads, each blocking on one Future at a time.
@@ -179,16 +195,18 @@ class HsmCallbacks final : public Strategy {
   std::size_t window_;
 };
 
-/// One event-based CAF actor per caller, sending Jobs to the pool's handle.
+/// One event-based CAF actor per caller, queueing Jobs with hsmactor::request()
+/// (or, with HSMACTOR_BENCH_ACTOR_PATH=pool, sending them to the pool's handle).
 class HsmActors final : public Strategy {
  public:
-  HsmActors(HsmactorBench::State& state, std::size_t window) : state_(state), window_(window) {}
+  HsmActors(HsmactorBench::State& state, std::size_t window)
+      : state_(state), window_(window), via_pool_(actors_via_pool()) {}
 
   StrategyKind kind() const override { return StrategyKind::hsm_actor; }
 
   CellResult run(const Workload& workload, int concurrency, const Timing& timing) override {
     Key key = state_.key_for(workload);
-    token_actor pool = actor_handle(state_.token);
+    token_actor pool = via_pool_ ? actor_handle(state_.token) : token_actor();
     HsmactorBench::State::PoolProbe probe(state_.token, state_.breakdown, timing);
     HsmactorBench::State::StallWatch watch(state_.token, timing);
     auto latch = std::make_shared<Latch>(concurrency);
@@ -199,6 +217,7 @@ class HsmActors final : public Strategy {
     auto& system = actor_system(*state_.hsm);
     for (int index = 0; index < concurrency; ++index) {
       auto caller = std::make_shared<ActorCaller>();
+      caller->token = state_.token;
       caller->pool = pool;
       caller->prototype = make_job(workload, key);
       caller->window = window;
@@ -220,6 +239,7 @@ class HsmActors final : public Strategy {
     for (auto& caller : callers) tallies.push_back(std::move(caller->tally));
     CellResult cell = fold_cell(kind(), workload.operation, concurrency, window, tallies);
     set_cpu_per_op(cell, cpu);
+    if (via_pool_) cell.caveat = "via the pool actor";
     probe.finish(cell);
     watch.finish(cell);
     return cell;
@@ -228,6 +248,7 @@ class HsmActors final : public Strategy {
  private:
   HsmactorBench::State& state_;
   std::size_t window_;
+  bool via_pool_;
 };
 
 }  // namespace
