@@ -51,11 +51,12 @@ class Withdrawal {
  public:
   Withdrawal() = default;
 
-  /// Asks that the request never start. Returns true if it had not started:
-  /// it will not reach the module, and its future still resolves, once, with
-  /// Condition::withdrawn (unless a deadline, overload or shutdown answered
-  /// it first). Returns false if it has started (or was answered, or this
-  /// request cannot be withdrawn): its answer comes as usual.
+  /// Asks that the request never start. Returns true if no session had
+  /// started it: it will not reach the module, and its future resolves, once,
+  /// with Condition::withdrawn, or with what answered it first without a
+  /// session (a passed deadline, overload, shutdown; then true says only that
+  /// it never ran). Returns false if a session started it (or this request
+  /// cannot be withdrawn): its answer comes as usual.
   bool withdraw() const { return stage_ != nullptr && stage_->try_withdraw(); }
 
  private:

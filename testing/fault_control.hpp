@@ -54,7 +54,8 @@ class FaultControl {
   /// Makes `function` return `rv` on calls after+1 ... after+times
   /// (times 0 = forever), without forwarding them (a failed single-part
   /// C_Sign/C_Verify/C_Encrypt/C_Decrypt/C_Digest still ends the real
-  /// module's operation, as a compliant module's failure does).
+  /// module's operation, as a compliant module's failure does, except for
+  /// CKR_BUFFER_TOO_SMALL, which leaves it active for the retry).
   void add_rule(const std::string& function, CK_RV rv, unsigned long after = 0,
                 unsigned long times = 1) const;
   /// Closes every session in the target; its handles become invalid.

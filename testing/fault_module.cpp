@@ -97,11 +97,14 @@ class SessionCall {
 /// A failed single-part call (C_Sign, C_Encrypt, ...) ends its operation in
 /// a real module (PKCS#11 2.40, 5.1), so an injected failure must end the
 /// target's too: the next call on the session would otherwise see
-/// CKR_OPERATION_ACTIVE, which no compliant module answers. `forward` makes
-/// the call into a scratch buffer of `room` bytes; its answer is dropped.
+/// CKR_OPERATION_ACTIVE, which no compliant module answers. The exception is
+/// CKR_BUFFER_TOO_SMALL, which leaves the operation active for the caller's
+/// retry with a larger buffer (5.2 for C_Sign; alike for the others).
+/// `forward` makes the call into a scratch buffer of `room` bytes; its answer
+/// is dropped.
 template <class Forward>
 CK_RV injected_failure(const SessionCall& call, CK_RV rv, CK_ULONG room, Forward forward) {
-  if (call.injected_on_live_session()) {
+  if (call.injected_on_live_session() && rv != CKR_BUFFER_TOO_SMALL) {
     std::string scratch(room + 1024, '\0');
     CK_ULONG length = static_cast<CK_ULONG>(scratch.size());
     (void)forward(reinterpret_cast<CK_BYTE_PTR>(scratch.data()), &length);

@@ -457,6 +457,37 @@ TEST_CASE("a rule fails the chosen function after N calls for M calls") {
   CHECK(h.faults().call_count("C_Sign") == 6);
 }
 
+TEST_CASE("an injected CKR_BUFFER_TOO_SMALL leaves the operation active as a real one does") {
+  // PKCS#11 2.40, 5.2 (C_Sign, and alike C_Encrypt, C_Decrypt, C_Digest):
+  // the call ends the operation unless it returns CKR_BUFFER_TOO_SMALL, so
+  // the caller retries with a larger buffer (pkcs11/session.cpp does).
+  Hsm& h = fresh_hsm();
+  Session session;
+  login_user(session.handle());
+  const CK_OBJECT_HANDLE key = find_key(session.handle(), CKO_PRIVATE_KEY);
+
+  h.faults().add_rule("C_Sign", CKR_BUFFER_TOO_SMALL, /*after=*/0, /*times=*/1);
+  REQUIRE(sign_init(session.handle(), key) == CKR_OK);
+  CHECK(sign(session.handle(), 1) == CKR_BUFFER_TOO_SMALL);
+  std::vector<CK_BYTE> signature;
+  CHECK(sign(session.handle(), 1, &signature) == CKR_OK);
+  CHECK(verify_digest(session.handle(), find_key(session.handle(), CKO_PUBLIC_KEY), 1,
+                      signature) == CKR_OK);
+
+  h.faults().add_rule("C_Digest", CKR_BUFFER_TOO_SMALL, /*after=*/0, /*times=*/1);
+  CK_MECHANISM sha256{CKM_SHA256, nullptr, 0};
+  REQUIRE(h.p11().C_DigestInit(session.handle(), &sha256) == CKR_OK);
+  std::array<CK_BYTE, 32> data = digest_of(2);
+  std::vector<CK_BYTE> digest(32);
+  CK_ULONG length = digest.size();
+  CHECK(h.p11().C_Digest(session.handle(), data.data(), data.size(), digest.data(), &length) ==
+        CKR_BUFFER_TOO_SMALL);
+  length = digest.size();
+  CHECK(h.p11().C_Digest(session.handle(), data.data(), data.size(), digest.data(), &length) ==
+        CKR_OK);
+  CHECK(length == 32);
+}
+
 TEST_CASE("a rule with times=0 fails every call until reset") {
   Hsm& h = fresh_hsm();
   Session session;

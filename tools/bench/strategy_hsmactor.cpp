@@ -225,12 +225,17 @@ class HsmActors final : public Strategy {
       caller->latch = latch;
       caller->tally.latency.reserve(kReservedSamples);
       callers.push_back(caller);
-      system.spawn([caller](caf::event_based_actor* self) -> caf::behavior {
-        for (std::size_t i = 0; i < caller->window_size; ++i) issue(self, caller);
-        // Requests carry their own handlers; the behaviour only keeps the
-        // actor alive until issue() quits it.
-        return {[](const std::string&) {}};
-      });
+      // The unused int matters (as in actors/runtime.cpp): CAF 0.17
+      // dereferences a null argument tuple when an actor is spawned without
+      // arguments, which UBSan reports (and --config=asan halts on).
+      system.spawn(
+          [caller](caf::event_based_actor* self, int) -> caf::behavior {
+            for (std::size_t i = 0; i < caller->window_size; ++i) issue(self, caller);
+            // Requests carry their own handlers; the behaviour only keeps the
+            // actor alive until issue() quits it.
+            return {[](const std::string&) {}};
+          },
+          0);
     }
     auto cpu = process_cpu_during(window);
     latch->wait();
