@@ -5,7 +5,7 @@
 # --override_repository (the WORKSPACE is unchanged), and counts the reports.
 #
 # Usage: tools/tsan.sh [--build-only] [bazel test targets...]
-#   default targets: //tests/actors/... //tests/pool/... (stress test included)
+#   default targets: //tests/actors/... //tests/pool/... //asio/... (stress test included)
 # Environment:
 #   HSMACTOR_TSAN_CACHE  cache dir (default ~/.cache/hsmactor/caf-tsan-<version>)
 #   HSMACTOR_TSAN_JOBS   make -j for the CAF build (default 2; the build is niced)
@@ -23,7 +23,7 @@ WS=$PWD
 BUILD_ONLY=0
 if [ "${1:-}" = "--build-only" ]; then BUILD_ONLY=1; shift; fi
 TARGETS=("$@")
-[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(//tests/actors/... //tests/pool/...)
+[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(//tests/actors/... //tests/pool/... //asio/...)
 # fork_test cannot run under TSAN: its child starts threads after forking a
 # multi-threaded parent. TSAN refuses that ("starting new threads after
 # multi-threaded fork is not supported", exit 66), and with die_after_fork=0
