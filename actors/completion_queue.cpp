@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstdint>
 #include <system_error>
+#include <vector>
 
 namespace hsmactor {
 namespace {
@@ -22,10 +23,15 @@ int open_eventfd() {
 CompletionQueue::CompletionQueue() : fd_(open_eventfd()) {}
 
 CompletionQueue::~CompletionQueue() {
-  // No one can post any more (posters hold the queue); answers still queued
-  // are delivered rather than dropped.
-  while (run_ready() > 0) {
+  // No one can post any more (posters hold the queue), but the last holder
+  // may be a request's state released on a session thread: answers still
+  // queued go to hsmactor's completion pool rather than run here.
+  std::vector<Task> left;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    left.swap(queued_);
   }
+  for (Task& task : left) default_executor().post(std::move(task));
   ::close(fd_);
 }
 

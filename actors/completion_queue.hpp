@@ -18,7 +18,9 @@
 // Rules: run_ready() and wait() are for one thread at a time (the loop's);
 // post() may come from any thread. The queue lives as long as any request
 // that will post to it (handles hold it through shared_ptr); whatever is
-// still queued when it goes runs in its destructor, so no answer is lost.
+// still queued when it goes is handed to hsmactor's completion pool (never
+// run on the thread that drops it, which may be a session's), so no answer
+// is lost.
 #pragma once
 
 #include <atomic>
@@ -36,7 +38,7 @@ class CompletionQueue final : public Executor {
   /// Creates the queue and its eventfd; throws std::system_error if the
   /// system refuses an eventfd.
   CompletionQueue();
-  /// Runs whatever is still queued, on the destroying thread.
+  /// Hands whatever is still queued to hsmactor's completion pool.
   ~CompletionQueue() override;
   CompletionQueue(const CompletionQueue&) = delete;
   CompletionQueue& operator=(const CompletionQueue&) = delete;

@@ -58,6 +58,11 @@ Future<R> run_request(const std::shared_ptr<internal::TokenCore>& core,
 
 using ByteResults = std::vector<Result<Bytes>>;
 
+// The public limits are the sessions' own (a Job may also come from an actor).
+static_assert(Token::kMaxBatchItems == kMaxBatchItems);
+static_assert(Token::kMaxRandomBatchBytes == kMaxRandomBatchBytes);
+static_assert(Token::kMaxRandomLength == kMaxRandomBytes);
+
 Error batch_refused(const char* operation, std::string why) {
   return Error::make(Condition::invalid_argument, std::move(why), operation);
 }
