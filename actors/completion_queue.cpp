@@ -6,6 +6,7 @@
 
 #include <cerrno>
 #include <cstdint>
+#include <iterator>
 #include <system_error>
 #include <vector>
 
@@ -42,7 +43,29 @@ void CompletionQueue::post(Task task) noexcept {
     was_empty = queued_.empty();
     queued_.push_back(std::move(task));
   }
-  if (!was_empty) return;  // the loop was signalled for the first one already
+  if (was_empty) signal();
+}
+
+void CompletionQueue::post_all(std::vector<Task>& tasks) noexcept {
+  if (tasks.empty()) return;
+  bool was_empty = false;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    was_empty = queued_.empty();
+    if (was_empty) {
+      queued_.swap(tasks);  // the common case: no copy at all
+    } else {
+      queued_.insert(queued_.end(), std::make_move_iterator(tasks.begin()),
+                     std::make_move_iterator(tasks.end()));
+    }
+  }
+  tasks.clear();
+  if (was_empty) signal();
+}
+
+void CompletionQueue::signal() noexcept {
+  // Only for the first task into an empty queue: the loop was signalled for
+  // any earlier one already.
   wakeups_.fetch_add(1, std::memory_order_relaxed);
   const std::uint64_t one = 1;
   // EAGAIN only when the counter is near overflow: it is readable anyway.

@@ -45,6 +45,8 @@ class CompletionQueue final : public Executor {
 
   /// Queues `task`; writes the eventfd only if the queue was empty.
   void post(Task task) noexcept override;
+  /// Queues every task under one lock, behind at most one eventfd write.
+  void post_all(std::vector<Task>& tasks) noexcept override;
 
   /// A non-blocking eventfd that is readable while tasks may wait. The loop
   /// never reads it itself: run_ready() does.
@@ -63,6 +65,7 @@ class CompletionQueue final : public Executor {
   std::uint64_t wakeups() const { return wakeups_.load(std::memory_order_relaxed); }
 
  private:
+  void signal() noexcept;
   void clear_signal();
 
   const int fd_;

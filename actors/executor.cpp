@@ -7,6 +7,7 @@
 #include <mutex>
 #include <thread>
 
+#include "actors/internal/deferred_posts.hpp"
 #include "actors/process.hpp"
 
 namespace hsmactor {
@@ -101,5 +102,18 @@ CompletionPool& current_pool() {
 }  // namespace
 
 Executor& default_executor() { return current_pool(); }
+
+void Executor::post_all(std::vector<Task>& tasks) noexcept {
+  for (Task& task : tasks) post(std::move(task));
+  tasks.clear();
+}
+
+void post_to(const std::shared_ptr<Executor>& executor, Task task) noexcept {
+  if (auto* deferred = internal::DeferredPosts::current()) {
+    deferred->hold(executor, std::move(task));
+    return;
+  }
+  post_to(executor.get(), std::move(task));
+}
 
 }  // namespace hsmactor

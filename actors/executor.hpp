@@ -20,6 +20,7 @@
 #include <memory>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 namespace hsmactor {
 
@@ -59,6 +60,11 @@ class Executor {
  public:
   virtual ~Executor() = default;
   virtual void post(Task task) noexcept = 0;
+  /// Posts every task in `tasks`, in order, and empties it. A session that
+  /// answered several requests in a row hands their callbacks over this way,
+  /// so an executor that can take them in one go (CompletionQueue: one lock,
+  /// at most one wake-up) overrides it; the default posts them one by one.
+  virtual void post_all(std::vector<Task>& tasks) noexcept;
 };
 
 /// Returns hsmactor's completion pool (one per process; a forked child gets a
@@ -66,6 +72,12 @@ class Executor {
 Executor& default_executor();
 
 /// Posts `task` to `executor`, or to the default executor when it is null.
+/// On a session thread answering a group of jobs the post is held until the
+/// group is answered (actors/internal/deferred_posts.hpp), then handed over
+/// with the group's other posts to the same executor through post_all(); the
+/// shared_ptr keeps the executor alive until then.
+void post_to(const std::shared_ptr<Executor>& executor, Task task) noexcept;
+/// The same for an executor the caller keeps alive itself: never held back.
 inline void post_to(Executor* executor, Task task) noexcept {
   (executor != nullptr ? *executor : default_executor()).post(std::move(task));
 }

@@ -1,5 +1,10 @@
 #include "actors/session_actor.hpp"
 
+#include <array>
+#include <chrono>
+
+#include "actors/internal/deferred_posts.hpp"
+#include "actors/internal/job_costs.hpp"
 #include "actors/job_queue.hpp"
 #include "actors/session_core.hpp"
 #include "pkcs11/rv.hpp"
@@ -32,6 +37,8 @@ struct SessionState {
   bool healing = false;
   /// The session could not open for lack of room; the actor is leaving.
   bool retiring = false;
+  /// What jobs of each kind took here: which ones are cheap enough to group.
+  internal::JobCosts costs;
   const char* name = "hsmactor.session";
 
   ~SessionState() {
@@ -193,10 +200,45 @@ class JobScope {
   const bool& healing_;
 };
 
+// Jobs a session took from the queue at once. Those it does not get to run
+// (it went to heal, or gave up its place) go back first in line, in order.
+class JobGroup {
+ public:
+  explicit JobGroup(JobQueue& queue) : queue_(queue) {}
+  ~JobGroup() {
+    // Back to front: each requeue puts its job at the head of the line.
+    for (std::size_t i = size_; i > next_; --i) queue_.requeue(std::move(jobs_[i - 1]));
+  }
+  JobGroup(const JobGroup&) = delete;
+  JobGroup& operator=(const JobGroup&) = delete;
+
+  bool full() const { return size_ == jobs_.size(); }
+  void add(QueuedJobPtr job) { jobs_[size_++] = std::move(job); }
+  bool done() const { return next_ == size_; }
+  const Job& next_job() const { return jobs_[next_]->job; }
+  QueuedJobPtr take() { return std::move(jobs_[next_++]); }
+
+ private:
+  JobQueue& queue_;
+  std::array<QueuedJobPtr, internal::CoalescingLimits::kMaxGroup> jobs_;
+  std::size_t size_ = 0;
+  std::size_t next_ = 0;
+};
+
 // Pulls and runs queued jobs until the queue is empty, then spins briefly and
 // parks. Returns early when other messages wait (a stream, an exit, a status
 // query), after sending itself a `pull` to come back afterwards.
+//
+// Coalescing: jobs this session has measured cheap are taken several at once
+// (as many as fit the hold budget together), run back to back, and each is
+// answered as it finishes; a blocking caller is released at once, while the
+// callbacks and continuations bound for executors are handed over together
+// when the group is done (or before a dear job would keep them waiting past
+// the budget), so one wake-up of an event loop carries the group's answers,
+// and parked sessions are not woken for jobs cheaper than the wake-up.
 void drain(session_pointer self) {
+  using Clock = std::chrono::steady_clock;
+  using internal::CoalescingLimits;
   auto& st = self->state;
   if (!st.source.queue || st.retiring) return;
   auto& queue = *st.source.queue;
@@ -213,20 +255,45 @@ void drain(session_pointer self) {
       self->send(caf::actor_cast<session_actor>(self), pull_atom::value);
       return;
     }
-    QueuedJobPtr job = queue.try_pop();
-    if (!job) job = queue.spin_pop();
-    if (!job) {
+    QueuedJobPtr first = queue.try_pop();
+    if (!first) first = queue.spin_pop();
+    if (!first) {
       if (queue.park(st.source.slot)) return;
       // A job is counted but not visible yet: give its producer the core.
       JobQueue::back_off(refused_parks++);
       continue;
     }
     refused_parks = 0;
+    // Declared before the group: jobs the group gives back, if answered at
+    // once (the queue closed), are handed over with the others.
+    internal::DeferredPosts answers;
+    JobGroup group(queue);
+    auto expected = st.costs.expected(internal::JobCosts::kind_of(first->job));
+    group.add(std::move(first));
+    while (!group.full() && expected < CoalescingLimits::kHoldBudget) {
+      QueuedJobPtr more = queue.try_pop();
+      if (!more) break;
+      expected += st.costs.expected(internal::JobCosts::kind_of(more->job));
+      group.add(std::move(more));
+    }
     // More waiting: let a parked session start on them while this one works.
     if (queue.depth() > 0) queue.wake_idle();
-    JobScope scope(queue, st.source.slot, st.healing);
-    run_pulled(self, std::move(job));
-    if (st.healing || st.retiring) return;
+    auto now = Clock::now();
+    while (!group.done()) {
+      const auto kind = internal::JobCosts::kind_of(group.next_job());
+      if (answers.held() > 0 &&
+          now - answers.oldest() + st.costs.expected(kind) > CoalescingLimits::kHoldBudget) {
+        answers.flush();
+      }
+      const auto started = now;
+      {
+        JobScope scope(queue, st.source.slot, st.healing);
+        run_pulled(self, group.take());
+      }
+      now = Clock::now();
+      st.costs.record(kind, now - started);
+      if (st.healing || st.retiring) return;
+    }
   }
 }
 

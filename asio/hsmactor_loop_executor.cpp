@@ -1,6 +1,7 @@
 #include "asio/hsmactor_loop_executor.hpp"
 
 #include <algorithm>
+#include <iterator>
 #include <utility>
 
 namespace hsmactor::asio_support {
@@ -43,6 +44,29 @@ void LoopExecutor::post(Task task) noexcept {
   }
   // Scheduled outside the lock, so a loop that runs the drain at once on
   // another thread never waits for this thread to let go.
+  if (wake) reschedule(shared_);
+}
+
+void LoopExecutor::post_all(std::vector<Task>& tasks) noexcept {
+  if (tasks.empty()) return;
+  shared_->posted.fetch_add(tasks.size(), std::memory_order_relaxed);
+  bool wake = false;
+  bool detached = false;
+  {
+    std::lock_guard<std::mutex> lock(shared_->mutex);
+    detached = shared_->detached;
+    if (!detached) {
+      shared_->queue.insert(shared_->queue.end(), std::make_move_iterator(tasks.begin()),
+                            std::make_move_iterator(tasks.end()));
+      wake = !shared_->scheduled;
+      shared_->scheduled = true;
+    }
+  }
+  if (detached) {
+    default_executor().post_all(tasks);
+    return;
+  }
+  tasks.clear();
   if (wake) reschedule(shared_);
 }
 

@@ -58,6 +58,8 @@ class LoopExecutor final : public Executor {
 
   /// Queues `task` for the loop; schedules a drain unless one is due already.
   void post(Task task) noexcept override;
+  /// Queues every task under one lock, behind at most one scheduled drain.
+  void post_all(std::vector<Task>& tasks) noexcept override;
 
   /// Hands every queued and every later task to hsmactor's completion pool;
   /// call it before the loop stops for good. Idempotent.

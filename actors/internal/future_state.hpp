@@ -162,7 +162,7 @@ class FutureState : public RequestStage {
     }
     // Never here: this thread may be a session actor's. Posted without the
     // lock, so a callback that resolves other promises cannot deadlock on it.
-    post_to(executor_.get(), Task([callback = std::move(callback),
+    post_to(executor_, Task([callback = std::move(callback),
                                    result = std::move(result)]() mutable {
       callback(std::move(result));
     }));

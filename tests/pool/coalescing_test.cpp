@@ -1,0 +1,226 @@
+// Session-side coalescing against SoftHSM2 through the fault module: a
+// session takes cheap jobs several at once and hands their callbacks to the
+// caller's executor together; dear jobs are never grouped; a session that
+// goes stale inside a group, withdrawals inside a group, and closing with
+// groups queued still answer every request exactly once.
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <vector>
+
+#include "hsmactor.hpp"
+#include "tests/pool/pool_fixture.hpp"
+#include "tests/support/openssl_check.hpp"
+
+namespace hsmactor {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::faults;
+using testing::pool_test_token;
+
+/// Runs tasks on its own thread and records how they were handed over.
+class RecordingExecutor final : public Executor {
+ public:
+  void post(Task task) noexcept override {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      handoffs_.push_back(1);
+    }
+    runner_.post(std::move(task));
+  }
+  void post_all(std::vector<Task>& tasks) noexcept override {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      handoffs_.push_back(tasks.size());
+    }
+    runner_.post_all(tasks);
+  }
+  /// How many tasks each hand-over carried, in order.
+  std::vector<std::size_t> handoffs() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return handoffs_;
+  }
+
+ private:
+  Executor& runner_ = default_executor();
+  mutable std::mutex mutex_;
+  std::vector<std::size_t> handoffs_;
+};
+
+std::size_t largest(const std::vector<std::size_t>& sizes) {
+  std::size_t most = 0;
+  for (std::size_t size : sizes) most = std::max(most, size);
+  return most;
+}
+
+/// One session, held busy by a slow first signature while the test queues
+/// the jobs it is about: they are all waiting when the session looks again.
+struct OneBusySession {
+  OneBusySession() {
+    faults().reset();
+    auto options = testing::options_for(pool_test_token());
+    options.min_sessions = 1;
+    options.max_sessions = 1;
+    token.emplace(testing::open_or_throw(hsm, options));
+    key = token->private_key(testing::TestKeyLabels::ec256);
+    REQUIRE(token->find_key(key).get(30s).ok());
+    faults().set_latency("C_Sign", 300ms);
+    blocker = token->sign(key, Mechanism::ecdsa(), testing::openssl::sha256(bytes_of("x")));
+    REQUIRE(testing::eventually([] { return faults().threads_inside() > 0; }));
+    faults().set_latency("C_Sign", 0ms);
+    random_calls_before = faults().call_count("C_GenerateRandom");
+  }
+  /// C_GenerateRandom calls since the session was held busy.
+  unsigned long random_calls() const {
+    return faults().call_count("C_GenerateRandom") - random_calls_before;
+  }
+  void finish() {
+    CHECK(blocker.get(30s).ok());
+    testing::check_no_session_shared();
+  }
+
+  Hsm hsm;
+  std::optional<Token> token;
+  Key key;
+  Future<Bytes> blocker;
+  unsigned long random_calls_before = 0;
+};
+
+TEST_CASE("cheap jobs queued together reach the caller's executor in groups") {
+  OneBusySession busy;
+  auto executor = std::make_shared<RecordingExecutor>();
+  Token on_executor = busy.token->with_executor(executor);
+  constexpr int kRequests = 200;
+  std::atomic<int> answered{0};
+  std::atomic<int> ok{0};
+  for (int i = 0; i < kRequests; ++i) {
+    on_executor.random(32).then([&](Result<Bytes> random) {
+      if (random.ok() && random->size() == 32) ok++;
+      answered++;
+    });
+  }
+  REQUIRE(testing::eventually([&] { return answered.load() == kRequests; }));
+  busy.finish();
+  CHECK(ok.load() == kRequests);
+  CHECK(busy.random_calls() == kRequests);
+  const auto handoffs = executor->handoffs();
+  std::size_t carried = 0;
+  for (std::size_t size : handoffs) carried += size;
+  CHECK(carried == kRequests);
+  // One hand-over per answer without coalescing; with it, groups of several
+  // (how many depends on what a job takes here, loaded or not).
+  INFO("hand-overs: " << handoffs.size() << ", largest " << largest(handoffs));
+  CHECK(largest(handoffs) > 1);
+  CHECK(handoffs.size() < kRequests);
+}
+
+TEST_CASE("dear jobs are answered one by one, never held for others") {
+  OneBusySession busy;
+  auto executor = std::make_shared<RecordingExecutor>();
+  Token on_executor = busy.token->with_executor(executor);
+  Key rsa = busy.token->private_key(testing::TestKeyLabels::rsa2048);
+  constexpr int kRequests = 12;
+  std::atomic<int> verified{0};
+  std::atomic<int> answered{0};
+  const Bytes message = bytes_of("dear");
+  for (int i = 0; i < kRequests; ++i) {
+    on_executor.sign(rsa, Mechanism::rsa_pkcs_sha256(), message)
+        .then([&](Result<Bytes> signature) {
+          if (signature.ok() && testing::openssl::verify_rsa_pkcs1_sha256(
+                                    pool_test_token().rsa2048_public, message, *signature)) {
+            verified++;
+          }
+          answered++;
+        });
+  }
+  REQUIRE(testing::eventually([&] { return answered.load() == kRequests; }));
+  busy.finish();
+  CHECK(verified.load() == kRequests);
+  CHECK(largest(executor->handoffs()) == 1);
+}
+
+TEST_CASE("a session that goes stale inside a group answers every job exactly once") {
+  OneBusySession busy;
+  auto executor = std::make_shared<RecordingExecutor>();
+  Token on_executor = busy.token->with_executor(executor);
+  constexpr int kRequests = 200;
+  faults().add_rule("C_GenerateRandom", CKR_SESSION_HANDLE_INVALID, /*after=*/60, /*times=*/1);
+  std::vector<std::atomic<int>> answers(kRequests);
+  std::atomic<int> ok{0};
+  for (int i = 0; i < kRequests; ++i) {
+    on_executor.random(16).then([&, i](Result<Bytes> random) {
+      if (random.ok()) ok++;
+      answers[i]++;
+    });
+  }
+  REQUIRE(testing::eventually([&] {
+    int total = 0;
+    for (auto& count : answers) total += count.load();
+    return total >= kRequests;
+  }));
+  busy.finish();
+  std::this_thread::sleep_for(50ms);  // room for a second answer, were there one
+  for (auto& count : answers) CHECK(count.load() == 1);
+  CHECK(ok.load() == kRequests);
+  // 60 answered, one refused and retried once on the new session, the rest.
+  CHECK(busy.random_calls() == kRequests + 1);
+}
+
+TEST_CASE("withdrawn jobs inside a group are answered withdrawn and never run") {
+  OneBusySession busy;
+  auto executor = std::make_shared<RecordingExecutor>();
+  Token on_executor = busy.token->with_executor(executor);
+  constexpr int kRequests = 100;
+  std::vector<Future<Bytes>> futures;
+  for (int i = 0; i < kRequests; ++i) futures.push_back(on_executor.random(8));
+  int withdrawn = 0;
+  for (int i = 0; i < kRequests; i += 3) {
+    if (futures[i].withdrawal().withdraw()) withdrawn++;
+  }
+  CHECK(withdrawn == (kRequests + 2) / 3);
+  int answered_withdrawn = 0;
+  int ok = 0;
+  for (auto& future : futures) {
+    auto answer = future.get(30s);
+    if (answer.ok()) {
+      ok++;
+    } else if (answer.error().condition() == Condition::withdrawn) {
+      answered_withdrawn++;
+    }
+  }
+  busy.finish();
+  CHECK(answered_withdrawn == withdrawn);
+  CHECK(ok == kRequests - withdrawn);
+  CHECK(busy.random_calls() == static_cast<unsigned long>(ok));
+}
+
+TEST_CASE("closing with groups queued answers every request exactly once") {
+  OneBusySession busy;
+  auto executor = std::make_shared<RecordingExecutor>();
+  constexpr int kRequests = 300;
+  std::vector<std::atomic<int>> answers(kRequests);
+  {
+    Token on_executor = busy.token->with_executor(executor);
+    for (int i = 0; i < kRequests; ++i) {
+      on_executor.random(16).then([&, i](Result<Bytes>) { answers[i]++; });
+    }
+  }
+  busy.token->close();
+  REQUIRE(testing::eventually([&] {
+    int total = 0;
+    for (auto& count : answers) total += count.load();
+    return total >= kRequests;
+  }));
+  std::this_thread::sleep_for(50ms);
+  for (auto& count : answers) CHECK(count.load() == 1);
+  (void)busy.blocker.get(30s);
+  testing::check_no_session_shared();
+}
+
+}  // namespace
+}  // namespace hsmactor
