@@ -113,7 +113,7 @@ Style style_of(StrategyKind strategy) {
   return {"#000000", ""};
 }
 
-/// The smallest ratio of `strategy` to `baseline` over concurrency >= 2.
+/// The smallest ratio of `strategy` to `baseline` at the same concurrency.
 struct MinRatio {
   double ratio = std::numeric_limits<double>::infinity();
   int concurrency = 0;
@@ -124,7 +124,7 @@ MinRatio min_ratio(const std::vector<CellResult>& cells, StrategyKind strategy,
                    StrategyKind baseline, Operation operation) {
   MinRatio worst;
   for (const CellResult& cell : cells) {
-    if (cell.strategy != strategy || cell.operation != operation || cell.concurrency < 2 ||
+    if (cell.strategy != strategy || cell.operation != operation ||
         cell.status != CellStatus::measured) {
       continue;
     }
@@ -138,6 +138,112 @@ MinRatio min_ratio(const std::vector<CellResult>& cells, StrategyKind strategy,
     }
   }
   return worst;
+}
+
+/// Returns the measured cell of `operation` with the highest throughput among
+/// `strategies`, at `concurrency` only when it is above 0; null when none.
+const CellResult* best_cell(const std::vector<CellResult>& cells, Operation operation,
+                            const std::vector<StrategyKind>& strategies, int concurrency = 0) {
+  const CellResult* best = nullptr;
+  for (const CellResult& cell : cells) {
+    if (cell.operation != operation || cell.status != CellStatus::measured ||
+        (concurrency > 0 && cell.concurrency != concurrency) ||
+        std::find(strategies.begin(), strategies.end(), cell.strategy) == strategies.end()) {
+      continue;
+    }
+    if (best == nullptr || cell.ops_per_second() > best->ops_per_second()) best = &cell;
+  }
+  return best;
+}
+
+/// Returns "1 caller", "64 callers".
+std::string callers(int concurrency) {
+  return std::to_string(concurrency) + (concurrency == 1 ? " caller" : " callers");
+}
+
+/// Returns "hsm-cq 980/s at 64 callers".
+std::string describe_cell(const CellResult& cell) {
+  return std::string(to_string(cell.strategy)) + " " + format_rate(cell.ops_per_second()) +
+         "/s at " + callers(cell.concurrency);
+}
+
+std::string strategy_list(const std::vector<StrategyKind>& strategies) {
+  std::string names;
+  for (StrategyKind strategy : strategies) {
+    names += (names.empty() ? "" : "/") + std::string(to_string(strategy));
+  }
+  return names;
+}
+
+TargetCheck not_measured(std::string target) { return {std::move(target), "not measured", {}}; }
+
+/// `strategy` >= `goal` x `baseline` at every concurrency measured for both.
+TargetCheck worst_ratio_check(const std::vector<CellResult>& cells, Operation operation,
+                              StrategyKind strategy, StrategyKind baseline, double goal,
+                              const std::string& target) {
+  MinRatio worst = min_ratio(cells, strategy, baseline, operation);
+  if (!worst.found) return not_measured(target);
+  return {target,
+          printf_string("min %.2fx", worst.ratio) + " (at " + callers(worst.concurrency) + ")",
+          worst.ratio >= goal};
+}
+
+/// The best pipelined figure of `operation` over all concurrencies against
+/// its ceiling, raw-thread's best over all concurrencies: raw-thread's peak
+/// and the pipelined peak need not be at the same concurrency.
+TargetCheck pipelined_check(const std::vector<CellResult>& cells, Operation operation,
+                            double goal, bool with_batching) {
+  std::vector<StrategyKind> pipelined = {StrategyKind::hsm_cq, StrategyKind::hsm_asio};
+  if (with_batching) pipelined.push_back(StrategyKind::hsm_batch);
+  std::string target = std::string(to_string(operation)) + " pipelined: best of " +
+                       strategy_list(pipelined) + printf_string(" >= %.2f", goal) +
+                       " of raw-thread's best";
+  const CellResult* ceiling = best_cell(cells, operation, {StrategyKind::raw_thread});
+  const CellResult* best = best_cell(cells, operation, pipelined);
+  if (ceiling == nullptr || best == nullptr || ceiling->ops_per_second() <= 0) {
+    return not_measured(target);
+  }
+  double ratio = best->ops_per_second() / ceiling->ops_per_second();
+  std::string measured = printf_string("%.2fx: ", ratio) + describe_cell(*best) +
+                         "; ceiling " + describe_cell(*ceiling);
+  // Batching does not count here, but a reader comparing with it should see it.
+  const CellResult* batch = with_batching ? nullptr
+                                          : best_cell(cells, operation, {StrategyKind::hsm_batch});
+  if (batch != nullptr) {
+    measured += printf_string(" (hsm-batch %.2fx, not counted)",
+                              batch->ops_per_second() / ceiling->ops_per_second());
+  }
+  return {target, measured, ratio >= goal};
+}
+
+/// hsm-future's median at 1 caller less raw-thread's, on random (the cheapest
+/// call, so the overhead shows).
+TargetCheck added_latency_check(const std::vector<CellResult>& cells, double goal_us) {
+  std::string target =
+      "random, 1 caller: hsm-future p50 - raw-thread p50 <= " + printf_string("%.0f", goal_us) +
+      " µs";
+  const CellResult* hsm = find_cell(cells, StrategyKind::hsm_future, Operation::random, 1);
+  const CellResult* raw = find_cell(cells, StrategyKind::raw_thread, Operation::random, 1);
+  if (hsm == nullptr || raw == nullptr) return not_measured(target);
+  double added_us =
+      (static_cast<double>(hsm->latency.p50_ns) - static_cast<double>(raw->latency.p50_ns)) /
+      1000.0;
+  return {target,
+          printf_string("%+.1f µs", added_us) + " (" + format_us(hsm->latency.p50_ns) + " vs " +
+              format_us(raw->latency.p50_ns) + " µs)",
+          added_us <= goal_us};
+}
+
+TargetCheck memory_check(const MemoryReport& memory) {
+  std::string target = "<= 64 KiB per session actor (with its open session)";
+  const MemoryMeasurement& m = memory.actors_with_sessions;
+  if (!m.measured()) return not_measured(target);
+  std::string measured = format_kib(m.per_session_bytes());
+  if (memory.raw_sessions.measured()) {
+    measured +=
+        " (of which the module's session " + format_kib(memory.raw_sessions.per_session_bytes()) + ")";
+  }
+  return {target, measured, m.per_session_bytes() <= 64 * 1024};
 }
 
 }  // namespace
@@ -527,68 +633,71 @@ std::string format_memory(const MemoryReport& memory) {
 std::vector<TargetCheck> check_targets(const std::vector<CellResult>& cells,
                                        const MemoryReport& memory) {
   std::vector<TargetCheck> checks;
-  const StrategyKind hsmactor_kinds[] = {StrategyKind::hsm_future, StrategyKind::hsm_callback,
-                                         StrategyKind::hsm_actor};
-  auto ratio_check = [&](Operation operation, StrategyKind strategy, StrategyKind baseline,
-                         double goal, const std::string& target) {
-    TargetCheck check;
-    check.target = target;
-    MinRatio worst = min_ratio(cells, strategy, baseline, operation);
-    if (!worst.found) {
-      check.measured = "not measured";
-    } else {
-      check.measured = printf_string("min %.2fx", worst.ratio) +
-                       " (at " + std::to_string(worst.concurrency) + " callers)";
-      check.met = worst.ratio >= goal;
-    }
-    checks.push_back(std::move(check));
+  const std::tuple<Operation, double, bool> pipelined_goals[] = {
+      {Operation::ecdsa, 0.97, false}, {Operation::rsa, 0.97, false},
+      {Operation::hmac, 0.90, false},  {Operation::random, 0.80, true},
+      {Operation::digest, 0.80, true}};
+  for (auto [operation, goal, with_batching] : pipelined_goals) {
+    checks.push_back(pipelined_check(cells, operation, goal, with_batching));
+  }
+  auto named = [](Operation operation, const char* target) {
+    return std::string(to_string(operation)) + ": " + target + " at every concurrency";
   };
-  const std::pair<Operation, double> throughput_goals[] = {
-      {Operation::ecdsa, 0.95}, {Operation::rsa, 0.95}, {Operation::hmac, 0.85}};
-  for (auto [operation, goal] : throughput_goals) {
-    for (StrategyKind strategy : hsmactor_kinds) {
-      ratio_check(operation, strategy, StrategyKind::raw_thread, goal,
-                  std::string(to_string(operation)) + ": " + to_string(strategy) +
-                      printf_string(" >= %.0f%%", goal * 100) + " of raw-thread, callers >= 2");
-    }
+  // libp11's engine does only ECDSA and RSA with token keys.
+  for (Operation operation : {Operation::ecdsa, Operation::rsa}) {
+    checks.push_back(worst_ratio_check(cells, operation, StrategyKind::hsm_future,
+                                       StrategyKind::openssl_engine, 1.0,
+                                       named(operation, "hsm-future >= openssl-engine")));
   }
-  {
-    TargetCheck check;
-    check.target = "random, 1 caller: hsm-future p50 - raw-thread p50 <= 5 µs";
-    const CellResult* hsm = find_cell(cells, StrategyKind::hsm_future, Operation::random, 1);
-    const CellResult* raw = find_cell(cells, StrategyKind::raw_thread, Operation::random, 1);
-    if (hsm == nullptr || raw == nullptr) {
-      check.measured = "not measured";
-    } else {
-      double added_us =
-          (static_cast<double>(hsm->latency.p50_ns) - static_cast<double>(raw->latency.p50_ns)) /
-          1000.0;
-      check.measured = printf_string("%+.1f µs", added_us) + " (" +
-                       format_us(hsm->latency.p50_ns) + " vs " + format_us(raw->latency.p50_ns) +
-                       " µs)";
-      check.met = added_us <= 5.0;
-    }
-    checks.push_back(std::move(check));
+  for (Operation operation : {Operation::ecdsa, Operation::rsa}) {
+    checks.push_back(worst_ratio_check(cells, operation, StrategyKind::hsm_future,
+                                       StrategyKind::raw_thread, 0.90,
+                                       named(operation, "hsm-future >= 0.90 of raw-thread")));
   }
-  for (StrategyKind strategy : hsmactor_kinds) {
-    ratio_check(Operation::rsa, strategy, StrategyKind::raw_mutex, 1.8,
-                std::string("rsa: ") + to_string(strategy) + " >= 1.8x raw-mutex, callers >= 2");
+  checks.push_back(added_latency_check(cells, 2.0));
+  for (Operation operation : all_operations()) {
+    checks.push_back(worst_ratio_check(cells, operation, StrategyKind::hsm_actor,
+                                       StrategyKind::hsm_future, 0.90,
+                                       named(operation, "hsm-actor >= 0.90 of hsm-future")));
   }
-  {
-    TargetCheck check;
-    check.target = "<= 64 KiB per session actor (with its open session)";
-    const MemoryMeasurement& m = memory.actors_with_sessions;
-    if (!m.measured()) {
-      check.measured = "not measured";
-    } else {
-      check.measured = format_kib(m.per_session_bytes());
-      if (memory.raw_sessions.measured()) {
-        check.measured +=
-            " (of which the module's session " + format_kib(memory.raw_sessions.per_session_bytes()) + ")";
-      }
-      check.met = m.per_session_bytes() <= 64 * 1024;
-    }
-    checks.push_back(std::move(check));
+  checks.push_back(memory_check(memory));
+  return checks;
+}
+
+namespace {
+
+/// The best hsmactor strategy at kNetworkTargetCallers against the ideal.
+TargetCheck network_check(const std::vector<CellResult>& cells, Operation operation,
+                          double ideal_ops_per_second) {
+  std::vector<StrategyKind> hsmactor_kinds;
+  for (StrategyKind kind : all_strategies()) {
+    if (is_hsmactor(kind)) hsmactor_kinds.push_back(kind);
+  }
+  std::string target = std::string(to_string(operation)) + ", " +
+                       std::to_string(kNetworkTargetCallers) +
+                       " callers: best hsm-* >= 0.95 of the ideal " +
+                       format_rate(ideal_ops_per_second) + "/s";
+  const CellResult* best = best_cell(cells, operation, hsmactor_kinds, kNetworkTargetCallers);
+  if (best == nullptr || !(ideal_ops_per_second > 0)) return not_measured(target);
+  double ratio = best->ops_per_second() / ideal_ops_per_second;
+  return {target,
+          printf_string("%.2fx: ", ratio) + describe_cell(*best) + ", p99 " +
+              format_us(best->latency.p99_ns) + " µs",
+          ratio >= 0.95};
+}
+
+}  // namespace
+
+std::vector<TargetCheck> check_network_targets(const std::vector<CellResult>& cells,
+                                               double ideal_ops_per_second) {
+  // Only C_Sign is delayed, so the ideal applies to the signing operations.
+  std::vector<TargetCheck> checks;
+  for (Operation operation : operations_in(cells)) {
+    if (operation == Operation::random || operation == Operation::digest) continue;
+    checks.push_back(network_check(cells, operation, ideal_ops_per_second));
+  }
+  if (checks.empty()) {
+    checks.push_back(network_check(cells, Operation::ecdsa, ideal_ops_per_second));
   }
   return checks;
 }
