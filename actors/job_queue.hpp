@@ -180,7 +180,8 @@ class JobQueue {
   /// meanwhile or the queue closed, so the consumer must keep pulling.
   bool park(std::size_t slot);
   /// Spins for up to the spin budget for a job; at most one consumer spins,
-  /// and only while a core is free.
+  /// and only while a core is free. With every core busy it yields the core
+  /// a few times instead, looking for a job after each.
   QueuedJobPtr spin_pop();
   /// Wakes one parked consumer for jobs that are waiting (a consumer asking
   /// for help with a backlog: other running consumers do not count).
@@ -216,6 +217,7 @@ class JobQueue {
   friend class JobQueueTestPeer;
 
   enum SlotState : int { kEmpty, kRunning, kBusy, kParked, kWaking, kPinned };
+  static constexpr int kYieldsBeforePark = 4;
 
   struct Cell {
     std::atomic<std::size_t> sequence{0};

@@ -117,6 +117,15 @@ QueuedJobPtr JobQueue::spin_pop() {
   if (spin_.count() <= 0 || !spinners_.compare_exchange_strong(expected, 1)) return nullptr;
   if (!internal::CoreBudget::try_enter_spinning()) {
     spinners_.store(0);
+    // Every core busy: spinning would take one from work, but the thread it
+    // most likely goes to is the caller just answered, whose next request
+    // then finds this session still looking. A few yields (about 1 µs each)
+    // cost less than parking and the wake-up a `pull` needs (measured: ECDSA
+    // futures and completion queue 0.04-0.12 closer to raw at 1-64 callers).
+    for (int round = 0; round < kYieldsBeforePark; ++round) {
+      std::this_thread::yield();
+      if (QueuedJobPtr job = try_pop()) return job;
+    }
     return nullptr;
   }
   auto until = Clock::now() + spin_;
