@@ -2,7 +2,6 @@
 
 #include <memory>
 
-#include "actors/executor.hpp"
 #include "actors/operations.hpp"
 #include "actors/runtime.hpp"
 #include "pool/internal/key_access.hpp"
@@ -19,23 +18,6 @@ struct HsmAccess {
 }  // namespace internal
 
 namespace {
-
-// Runs a request's continuation on the thread that resolves it (a session
-// actor's, the pool's deadline sweep, a closing thread). Executors that run
-// application code must never do that; this one is given nothing but the
-// continuation in request(), which only enqueues one message in the
-// requester's mailbox, so the answer leaves the session without a hop.
-class MailboxDelivery final : public Executor {
- public:
-  void post(Task task) noexcept override { task(); }
-};
-
-const std::shared_ptr<Executor>& mailbox_delivery() {
-  // Never destroyed: a session thread may still answer while the process exits.
-  static const auto* executor =
-      new std::shared_ptr<Executor>(std::make_shared<MailboxDelivery>());
-  return *executor;
-}
 
 // Enqueues the response (CAF delivers it to the handler registered for its
 // id; the actor is scheduled only if it was idle, and a dead one drops it).
@@ -60,16 +42,15 @@ job_response_handle request(caf::scheduled_actor* self, const Token& token, cons
                               "an empty Token (default-constructed or moved from)",
                               to_string(job.op)));
   } else {
-    // TokenCore::call is the one admission: closed, forked and overloaded are
-    // answered at once (then() runs the continuation here, which only
-    // enqueues, so the handler still runs later), deadlines default as for
-    // every other request.
-    core->call<JobResult>(std::move(job), internal::TokenAccess::deadline(token),
-                          mailbox_delivery(), key,
-                          [](JobResult& result) -> Result<JobResult> { return std::move(result); })
-        .then([route = std::move(route)](Result<JobResult> result) mutable {
-          answer(route, std::move(result));
-        });
+    // TokenCore::admit is the one admission: closed, forked and overloaded
+    // are answered at once (enqueued, so the handler still runs later),
+    // deadlines default as for every other request. No promise and no
+    // executor: the answering thread (a session's, the deadline sweep, a
+    // closing thread) only enqueues the response in the requester's mailbox.
+    core->admit(std::move(job), internal::TokenAccess::deadline(token), key,
+                [route = std::move(route)](Result<JobResult> result) mutable {
+                  answer(route, std::move(result));
+                });
   }
   if (timeout.valid()) self->request_response_timeout(timeout, id);
   return {id.response_id(), self};

@@ -85,38 +85,55 @@ class TokenCore {
   /// The pool actor while the token is open; empty once it is closing.
   pool_actor pool_if_open() const;
 
-  /// The one way a single-shot request goes in: `job` is queued, or answered
-  /// at once (shutting_down, forked, overloaded). The session thread only
-  /// resolves the promise and updates `key`'s cache; what the application
-  /// attached runs on the executor.
-  /// `executor` overrides the token's for this request (null: the token's).
-  template <class R, class Convert>
-  Future<R> call(Job job, std::chrono::nanoseconds deadline,
-                 const std::shared_ptr<Executor>& executor, const Key& key, Convert convert) {
+  /// The one way a single-shot request goes in: `job` is queued, or `done`
+  /// is called at once on this thread (shutting_down, forked, overloaded).
+  /// On success `key`'s handle cache is updated before `done` runs. `done`
+  /// runs on whatever thread answers (a session actor's): it must only hand
+  /// the result over, never run application code. `stage` (from a promise)
+  /// lets the caller withdraw the job before it starts.
+  template <class Done>
+  void admit(Job job, std::chrono::nanoseconds deadline, const Key& key, Done done,
+             internal::RequestStage* stage = nullptr) {
     const char* operation = to_string(job.op);
-    if (is_closed()) return make_ready_future<R>(closed_error(operation));
-    if (forked()) {
-      // The session actors are the parent's; nothing here would ever answer.
-      return make_ready_future<R>(forked_error(operation));
-    }
+    if (is_closed()) return done(Result<JobResult>(closed_error(operation)));
+    // The session actors are the parent's; nothing here would ever answer.
+    if (forked()) return done(Result<JobResult>(forked_error(operation)));
     // `deadline` counts from now; a Job may carry an absolute one already.
     if (job.deadline_ns == 0) {
       job.deadline_ns = deadline_after(deadline.count() == 0 ? default_deadline_ : deadline);
     }
-    auto [promise, future] = make_promise<R>(executor ? executor : executor_);
-    internal::RequestStage* stage = promise.request_stage();
     auto& queue = *channel_.queue;
     queue.admit(queue.make_job(
-        std::move(job), QueuedJob::Completion([promise = std::move(promise), key,
-                                               convert](Result<JobResult> result) mutable {
-          if (!result) {
-            promise.set_error(result.error());
-            return;
-          }
-          KeyAccess::remember(key, result->key_handle, result->key_generation);
-          promise.set_result(convert(*result));
+        std::move(job),
+        QueuedJob::Completion([key, done = std::move(done)](Result<JobResult> result) mutable {
+          if (result) KeyAccess::remember(key, result->key_handle, result->key_generation);
+          done(std::move(result));
         }),
         stage));
+  }
+
+  /// admit() for a caller that waits on a Future: the session thread only
+  /// resolves the promise; what the application attached runs on the
+  /// executor (`executor` overrides the token's for this request; null: the
+  /// token's).
+  template <class R, class Convert>
+  Future<R> call(Job job, std::chrono::nanoseconds deadline,
+                 const std::shared_ptr<Executor>& executor, const Key& key, Convert convert) {
+    const char* operation = to_string(job.op);
+    // Answered at once without a promise: the common refusals cost nothing.
+    if (is_closed()) return make_ready_future<R>(closed_error(operation));
+    if (forked()) return make_ready_future<R>(forked_error(operation));
+    auto [promise, future] = make_promise<R>(executor ? executor : executor_);
+    internal::RequestStage* stage = promise.request_stage();
+    admit(std::move(job), deadline, key,
+          [promise = std::move(promise), convert](Result<JobResult> result) mutable {
+            if (!result) {
+              promise.set_error(result.error());
+              return;
+            }
+            promise.set_result(convert(*result));
+          },
+          stage);
     return std::move(future);
   }
 
