@@ -11,6 +11,7 @@
 #include <iostream>
 
 #include "hsmactor.hpp"
+#include "hsmactor_caf.hpp"
 #include "testing/fault_control.hpp"
 #include "tools/soak/options.hpp"
 #include "tools/soak/soak.hpp"
@@ -53,7 +54,7 @@ int main(int argc, char** argv) {
       std::cerr << "open_token failed: " << token.error().message() << "\n";
       return 2;
     }
-    auto* run = new soak::Soak(*options, *token, faults, *token_files);
+    auto* run = new soak::Soak(*options, *token, faults, *token_files, &actor_system(hsm));
     soak::Report report = run->run();
     report.print(std::cout);
     std::cout << std::flush;

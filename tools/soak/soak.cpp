@@ -11,6 +11,7 @@
 #include <random>
 #include <thread>
 
+#include "hsmactor_caf.hpp"
 #include "pkcs11/rv.hpp"
 #include "pool/testing_hooks.hpp"
 #include "tests/support/openssl_check.hpp"
@@ -26,9 +27,16 @@ constexpr std::size_t kStreamChunks = 3;
 constexpr std::size_t kRandomLength = 32;
 constexpr auto kPullOut = 200ms;       // how long the token stays out
 constexpr auto kRecoveryLimit = 30s;   // a probe must sign again within this
+constexpr std::size_t kMaxBatchItems = 6;  // items per sign_many / digest_many / random_many
+constexpr std::size_t kCompletionLoops = 2;  // event-loop threads draining completion queues
+constexpr std::size_t kRequesterActors = 4;  // actors making hsmactor::request() calls
 
 enum class Kind : std::uint8_t { ecdsa, rsa, hmac, random, digest, stream_digest, stream_hmac };
-enum class Mode : std::uint8_t { future_get, then, callback };
+// How a request goes out and comes back. The numbers index kModeNames.
+enum class Mode : std::uint8_t { future_get, then, callback, completion, batch, actor };
+constexpr std::uint8_t kStreamMode = 6;
+const char* const kModeNames[] = {"get",   "then",  "callback", "completion queue",
+                                  "batch", "actor", "stream"};
 
 // Out of 100 requests: RSA-2048 signing costs SoftHSM2 ten times an ECDSA
 // signature, so it gets fewer; streams pin a session each, so fewer still.
@@ -42,10 +50,14 @@ Kind pick_kind(std::uint32_t roll) {
   return roll < 98 ? Kind::stream_digest : Kind::stream_hmac;
 }
 
-// Half the single-shot requests by then(), a quarter each by get() and callback.
+// Out of 10 picks: 3 by then(), 2 by get(), 1 by callback, 2 by then() on a
+// completion queue an event loop drains, 1 batch (of 1 to kMaxBatchItems
+// requests), 1 by an actor's hsmactor::request().
 Mode pick_mode(std::uint32_t roll) {
-  roll %= 4;
-  return roll < 2 ? Mode::then : roll == 2 ? Mode::future_get : Mode::callback;
+  static const Mode kModes[] = {Mode::then,     Mode::then,       Mode::then,  Mode::future_get,
+                                Mode::future_get, Mode::callback, Mode::completion,
+                                Mode::completion, Mode::batch,    Mode::actor};
+  return kModes[roll % 10];
 }
 
 const char* kind_name(Kind kind) {
@@ -122,6 +134,7 @@ struct Soak::State {
   const Token token;
   const fault::FaultControl& faults;
   const SoakToken& keys;
+  caf::actor_system* const system;  // null: actor-mode requests go by then()
   const Key ec = Key::private_key(testing::TestKeyLabels::ec256);
   const Key rsa = Key::private_key(testing::TestKeyLabels::rsa2048);
   const Key hmac = Key::secret_key(testing::TestKeyLabels::hmac);
@@ -142,7 +155,8 @@ struct Soak::State {
   // Counts, merged from every thread.
   std::atomic<std::size_t> duplicates{0}, ok{0}, verified{0}, wrong{0}, allowed{0}, failed{0},
       known_bug{0}, not_sent{0};
-  std::atomic<std::size_t> by_future_get{0}, by_then{0}, by_callback{0}, streams{0};
+  std::atomic<std::size_t> by_future_get{0}, by_then{0}, by_callback{0}, streams{0},
+      by_completion{0}, by_actor{0}, batch_items{0}, batches{0};
   std::atomic<std::size_t> stale_injected{0}, pulls_recovered{0};
   std::mutex report_mutex;
   std::map<std::string, std::size_t> allowed_by_code, failed_by_code,
@@ -150,8 +164,18 @@ struct Soak::State {
   std::vector<std::string> first_failures;                             // by report_mutex
   std::vector<long> recovery_ms;                                       // by report_mutex
 
-  State(const SoakOptions& o, const Token& t, const fault::FaultControl& f, const SoakToken& k)
-      : options(o), token(t), faults(f), keys(k),
+  // Event loops: each drains one completion queue, and the requests of
+  // completion mode go through a token handle whose continuations run there.
+  std::vector<std::shared_ptr<CompletionQueue>> completion_queues;
+  std::vector<Token> on_loop;
+  std::vector<std::thread> loops;
+  std::atomic<bool> stop_loops{false};
+  // Actors that turn a caller's message into hsmactor::request() calls.
+  std::vector<caf::actor> requesters;
+
+  State(const SoakOptions& o, const Token& t, const fault::FaultControl& f, const SoakToken& k,
+        caf::actor_system* s)
+      : options(o), token(t), faults(f), keys(k), system(s),
         answers(new std::atomic<std::uint32_t>[o.requests]),
         sent_kind(new std::uint8_t[o.requests]()), sent_mode(new std::uint8_t[o.requests]()),
         sent_ms(new std::uint32_t[o.requests]()), pull_start(o.pulls),
@@ -308,7 +332,20 @@ struct Soak::State {
 
   // ---- callers ----
 
-  // Sends one single-shot request by Future::get (held), then() or callback.
+  const Key& key_for(Kind kind) const {
+    return kind == Kind::ecdsa ? ec : kind == Kind::rsa ? rsa : hmac;
+  }
+  static Mechanism mechanism_for(Kind kind) {
+    switch (kind) {
+      case Kind::ecdsa: return Mechanism::ecdsa();
+      case Kind::rsa: return Mechanism::rsa_pkcs_sha256();
+      case Kind::hmac: return Mechanism::hmac_sha256();
+      default: return Mechanism::sha256();
+    }
+  }
+
+  // Sends one single-shot request by Future::get (held), then(), callback,
+  // then() on an event loop's completion queue, or through an actor.
   void send_single(std::size_t caller, std::size_t id, Kind kind, Mode mode,
                    std::deque<Held>& held) {
     const Bytes data = input(id, kind);
@@ -316,6 +353,25 @@ struct Soak::State {
     auto reply = [this, caller, id, kind, sent](const Result<Bytes>& answer) {
       answered(caller, id, kind, sent, answer);
     };
+    if (mode == Mode::actor && !requesters.empty()) {
+      by_actor++;
+      caf::anon_send(requesters[caller % requesters.size()], std::uint64_t{caller},
+                     std::uint64_t{id}, std::uint64_t{static_cast<std::uint8_t>(kind)},
+                     std::int64_t{ns_of(sent)});
+      return;
+    }
+    const Token& via = mode == Mode::completion ? on_loop[caller % on_loop.size()] : token;
+    if (mode == Mode::completion) {
+      by_completion++;
+      Future<Bytes> answer;
+      switch (kind) {
+        case Kind::random: answer = via.random(kRandomLength); break;
+        case Kind::digest: answer = via.digest(Mechanism::sha256(), data); break;
+        default: answer = via.sign(key_for(kind), mechanism_for(kind), data); break;
+      }
+      answer.then(reply);
+      return;
+    }
     if (mode == Mode::callback) {
       by_callback++;
       switch (kind) {
@@ -346,6 +402,96 @@ struct Soak::State {
       by_future_get++;
       held.push_back(Held{id, kind, sent, std::move(answer)});
     }
+  }
+
+  // Sends requests first_id .. first_id + count - 1, all of `kind`, as one
+  // batch; each item is answered (and judged) as a request of its own.
+  void send_batch(std::size_t caller, std::size_t first_id, std::size_t count, Kind kind) {
+    batches++;
+    batch_items += count;
+    const auto sent = Clock::now();
+    auto reply = [this, caller, first_id, count, kind,
+                  sent](const Result<std::vector<Result<Bytes>>>& answer) {
+      for (std::size_t i = 0; i < count; ++i) {
+        if (!answer.ok()) {
+          answered(caller, first_id + i, kind, sent, answer.error());
+        } else if (answer->size() != count) {
+          answered(caller, first_id + i, kind, sent,
+                   Error::make(Condition::internal_error,
+                               "the batch answered " + std::to_string(answer->size()) +
+                                   " items for " + std::to_string(count)));
+        } else {
+          answered(caller, first_id + i, kind, sent, (*answer)[i]);
+        }
+      }
+    };
+    if (kind == Kind::random) {
+      token.random_many(kRandomLength, count).then(reply);
+      return;
+    }
+    std::vector<Bytes> inputs;
+    for (std::size_t i = 0; i < count; ++i) inputs.push_back(input(first_id + i, kind));
+    if (kind == Kind::digest) {
+      token.digest_many(Mechanism::sha256(), std::move(inputs)).then(reply);
+    } else {
+      token.sign_many(key_for(kind), mechanism_for(kind), std::move(inputs)).then(reply);
+    }
+  }
+
+  // The behaviour of a requester actor: each message from a caller becomes
+  // one hsmactor::request(), answered in this actor's mailbox.
+  caf::behavior requester(caf::event_based_actor* self) {
+    return {[this, self](std::uint64_t caller, std::uint64_t id, std::uint64_t kind_value,
+                         std::int64_t sent_ns) {
+      const auto kind = static_cast<Kind>(kind_value);
+      const auto sent = Clock::time_point(
+          std::chrono::duration_cast<Clock::duration>(std::chrono::nanoseconds(sent_ns)));
+      Job job;
+      if (kind == Kind::random) {
+        job.op = Op::random;
+        job.length = kRandomLength;
+      } else {
+        job.op = kind == Kind::digest ? Op::digest : Op::sign;
+        job.mechanism = mechanism_for(kind);
+        job.data = input(id, kind);
+      }
+      auto handle = kind == Kind::random || kind == Kind::digest
+                        ? request(self, token, std::move(job))
+                        : request(self, token, key_for(kind), std::move(job));
+      handle.then(
+          [this, caller, id, kind, sent](JobResult& result) {
+            answered(caller, id, kind, sent, Result<Bytes>(std::move(result.bytes)));
+          },
+          [this, caller, id, kind, sent](caf::error& failure) {
+            answered(caller, id, kind, sent, Result<Bytes>(from_caf_error(failure)));
+          });
+    }};
+  }
+
+  void start_delivery() {
+    for (std::size_t i = 0; i < kCompletionLoops; ++i) {
+      auto queue = std::make_shared<CompletionQueue>();
+      completion_queues.push_back(queue);
+      on_loop.push_back(token.with_executor(queue));
+      loops.emplace_back([this, queue] {
+        while (!stop_loops.load()) queue->wait(20ms);
+      });
+    }
+    if (system == nullptr) return;
+    for (std::size_t i = 0; i < kRequesterActors; ++i) {
+      requesters.push_back(system->spawn(
+          [](caf::event_based_actor* self, State* state) { return state->requester(self); },
+          this));
+    }
+  }
+
+  // After every caller is done: answers still owed go to the completion
+  // pool (a queue's destructor), and the actors quit.
+  void stop_delivery() {
+    stop_loops = true;
+    for (auto& loop : loops) loop.join();
+    for (auto& queue : completion_queues) queue->run_ready();
+    for (auto& actor : requesters) caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
   }
 
   // Runs a three-chunk stream on this thread; its one answer is the
@@ -389,32 +535,42 @@ struct Soak::State {
     held.pop_front();
   }
 
+  // Takes a place in caller `caller`'s window, settling held futures while
+  // it is full; false if no place freed within the hang limit.
+  bool take_place(std::size_t caller, std::deque<Held>& held) {
+    Window& window = *windows[caller];
+    while (true) {
+      std::unique_lock<std::mutex> lock(window.mutex);
+      if (window.outstanding < options.window) {
+        window.outstanding++;
+        return true;
+      }
+      if (!held.empty()) {
+        lock.unlock();
+        settle(caller, held, Clock::now() + options.hang_limit);
+        continue;
+      }
+      if (!window.freed.wait_for(lock, options.hang_limit,
+                                 [&] { return window.outstanding < options.window; })) {
+        return false;
+      }
+    }
+  }
+
+  void note_sent(std::size_t id, Kind kind, std::uint8_t mode) {
+    sent_kind[id] = static_cast<std::uint8_t>(kind);
+    sent_mode[id] = mode;
+    sent_ms[id] = static_cast<std::uint32_t>(
+        std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started).count());
+  }
+
   void run_caller(std::size_t caller) {
     const std::size_t first = options.requests * caller / options.callers;
     const std::size_t end = options.requests * (caller + 1) / options.callers;
     std::mt19937 rng(static_cast<std::uint32_t>(options.seed * 7919 + caller));
-    Window& window = *windows[caller];
     std::deque<Held> held;
-    for (std::size_t id = first; id < end; ++id) {
-      // A place in the window: held futures are this thread's to settle.
-      bool stalled = false;
-      while (true) {
-        std::unique_lock<std::mutex> lock(window.mutex);
-        if (window.outstanding < options.window) {
-          window.outstanding++;
-          break;
-        }
-        if (!held.empty()) {
-          lock.unlock();
-          settle(caller, held, Clock::now() + options.hang_limit);
-          continue;
-        }
-        if (!window.freed.wait_for(lock, options.hang_limit,
-                                   [&] { return window.outstanding < options.window; })) {
-          stalled = true;
-          break;
-        }
-      }
+    for (std::size_t id = first; id < end;) {
+      bool stalled = !take_place(caller, held);
       if (stalled) {
         not_sent += end - id;
         note_failure(id, Kind::random, "caller stalled: its window did not free within the limit");
@@ -422,14 +578,31 @@ struct Soak::State {
       }
       const Kind kind = pick_kind(rng());
       const Mode mode = pick_mode(rng());
-      sent_kind[id] = static_cast<std::uint8_t>(kind);
-      sent_mode[id] = static_cast<std::uint8_t>(is_stream(kind) ? 3 : static_cast<int>(mode));
-      sent_ms[id] = static_cast<std::uint32_t>(
-          std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started).count());
       if (is_stream(kind)) {
+        note_sent(id, kind, kStreamMode);
         run_stream(caller, id, kind, Clock::now() + options.hang_limit);
+        ++id;
+      } else if (mode == Mode::batch) {
+        // One place per item, like separate requests.
+        const std::size_t want =
+            std::min<std::size_t>({1 + rng() % kMaxBatchItems, end - id, options.window});
+        std::size_t count = 1;
+        while (count < want && take_place(caller, held)) ++count;
+        stalled = count < want;
+        for (std::size_t i = 0; i < count; ++i) {
+          note_sent(id + i, kind, static_cast<std::uint8_t>(mode));
+        }
+        send_batch(caller, id, count, kind);
+        id += count;
+        if (stalled) {
+          not_sent += end - id;
+          note_failure(id, kind, "caller stalled: its window did not free within the limit");
+          break;
+        }
       } else {
+        note_sent(id, kind, static_cast<std::uint8_t>(mode));
         send_single(caller, id, kind, mode, held);
+        ++id;
       }
       if (held.size() > options.window / 2) settle(caller, held, Clock::now() + options.hang_limit);
     }
@@ -530,8 +703,8 @@ struct Soak::State {
 };
 
 Soak::Soak(const SoakOptions& options, const Token& token, const fault::FaultControl& faults,
-           const SoakToken& keys)
-    : state_(std::make_unique<State>(options, token, faults, keys)) {}
+           const SoakToken& keys, caf::actor_system* actors)
+    : state_(std::make_unique<State>(options, token, faults, keys, actors)) {}
 
 Soak::~Soak() = default;
 
@@ -541,6 +714,7 @@ Report Soak::run() {
   st.faults.reset();
   const auto started = Clock::now();
   st.started = started;
+  st.start_delivery();
   std::thread saboteur([&st] { st.run_saboteur(); });
   std::vector<std::thread> callers;
   std::atomic<std::size_t> callers_sending{options.callers};
@@ -566,6 +740,7 @@ Report Soak::run() {
   }
   for (auto& caller : callers) caller.join();
   const auto answered_by = Clock::now();
+  st.stop_delivery();
   st.stop_saboteur = true;
   saboteur.join();
 
@@ -578,9 +753,8 @@ Report Soak::run() {
     if (count == 0) {
       report.hangs++;
       if (report.hung.size() < kMaxFailuresShown && i < options.requests) {
-        static const char* const kModes[] = {"get", "then", "callback", "stream"};
         report.hung.push_back("request " + std::to_string(i) + " " + kind_name(static_cast<Kind>(st.sent_kind[i])) +
-                              " by " + kModes[st.sent_mode[i]] + ", sent at " +
+                              " by " + kModeNames[st.sent_mode[i]] + ", sent at " +
                               std::to_string(st.sent_ms[i]) + " ms");
       }
     }
@@ -597,6 +771,10 @@ Report Soak::run() {
   report.by_future_get = st.by_future_get;
   report.by_then = st.by_then;
   report.by_callback = st.by_callback;
+  report.by_completion = st.by_completion;
+  report.by_actor = st.by_actor;
+  report.batches = st.batches;
+  report.batch_items = st.batch_items;
   report.streams = st.streams;
   report.stale_injected = st.stale_injected;
   report.pulls_asked = options.pulls;
@@ -657,8 +835,9 @@ void Report::print(std::ostream& out) const {
   };
   out << std::fixed << std::setprecision(1);
   out << "requests:            " << requests << " from " << callers << " callers (" << by_then
-      << " then, " << by_future_get << " get, " << by_callback << " callback, " << streams
-      << " streams)\n"
+      << " then, " << by_future_get << " get, " << by_callback << " callback, " << by_completion
+      << " on completion queues, " << by_actor << " by actors, " << batch_items << " in "
+      << batches << " batches, " << streams << " streams)\n"
       << "answered once:       " << answered_once << "\n"
       << "duplicates:          " << duplicates << "\n"
       << "hangs:               " << hangs << "\n";

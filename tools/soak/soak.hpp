@@ -5,7 +5,10 @@
 // Requests: ECDSA P-256 (over a SHA-256 digest), RSA-2048 PKCS#1 v1.5
 // SHA-256, HMAC-SHA256, 32 random bytes, SHA-256 digests, and multi-part
 // streams (digest, HMAC sign) of three chunks. A request goes by Future::get,
-// Future::then or the callback API, chosen per request from the seed.
+// Future::then, the callback API, then() on a completion queue that an
+// event-loop thread drains, a batch (sign_many, digest_many, random_many: one
+// request id per item), or an actor's hsmactor::request(), chosen per
+// request from the seed.
 //
 // An error is allowed only when the faults plausibly caused it (see
 // allowed_error); anything else, a wrong answer, a second answer, an answer
@@ -13,7 +16,7 @@
 // once fails the run.
 //
 // Usage:
-//   Soak soak(options, token, faults, checker);
+//   Soak soak(options, token, faults, checker, &actor_system(hsm));
 //   Report report = soak.run();
 //   report.print(std::cout);
 //   return report.passed() ? 0 : 1;
@@ -32,6 +35,10 @@
 #include "testing/fault_control.hpp"
 #include "tools/soak/options.hpp"
 #include "tools/soak/soak_token.hpp"
+
+namespace caf {
+class actor_system;
+}
 
 namespace hsmactor::soak {
 
@@ -77,6 +84,9 @@ struct Report {
   std::vector<std::string> hung;         ///< the first hung requests
   std::vector<std::string> fault_times;  ///< pulls and kills, ms after the start
   std::size_t by_future_get = 0, by_then = 0, by_callback = 0, streams = 0;
+  std::size_t by_completion = 0;  ///< then() on a completion queue an event loop drains
+  std::size_t by_actor = 0;       ///< hsmactor::request() from an actor
+  std::size_t batches = 0, batch_items = 0;
   // Faults.
   std::size_t stale_injected = 0;
   std::size_t pulls_asked = 0, pulls = 0, pulls_recovered = 0;
@@ -101,8 +111,10 @@ struct Report {
 /// One soak run over an open token (reached through the fault module).
 class Soak {
  public:
+  /// `actors`: the system the token's Hsm runs on, for the actor mode (null:
+  /// those requests go by then() instead).
   Soak(const SoakOptions& options, const Token& token, const fault::FaultControl& faults,
-       const SoakToken& keys);
+       const SoakToken& keys, caf::actor_system* actors);
   ~Soak();
   Soak(const Soak&) = delete;
   Soak& operator=(const Soak&) = delete;
