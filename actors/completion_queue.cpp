@@ -83,16 +83,24 @@ std::size_t CompletionQueue::run_ready() {
   // Cleared before taking the tasks: a post that finds the queue empty after
   // the swap signals again, so no task is ever left without a signal.
   clear_signal();
+  // A batch of its own per call: a task may call run_ready() again (a
+  // callback that pumps its loop while it waits), and each call runs only
+  // the tasks it took, each once; posters only ever touch queued_.
+  std::vector<Task> batch = std::move(spare_);
+  batch.clear();
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    running_.swap(queued_);
+    batch.swap(queued_);
   }
-  const std::size_t count = running_.size();
+  const std::size_t count = batch.size();
   // User code runs outside our lock; a task may post to this queue again.
-  for (Task& task : running_) {
-    if (task) task();
+  for (Task& task : batch) {
+    Task run = std::move(task);
+    if (run) run();
   }
-  running_.clear();
+  batch.clear();
+  // Keeps the larger buffer for the next call, so steady traffic allocates none.
+  if (batch.capacity() > spare_.capacity()) spare_ = std::move(batch);
   return count;
 }
 

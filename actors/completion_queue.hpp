@@ -16,11 +16,12 @@
 //   while (running) completions->wait(std::chrono::milliseconds(100));
 //
 // Rules: run_ready() and wait() are for one thread at a time (the loop's);
-// post() may come from any thread. The queue lives as long as any request
-// that will post to it (handles hold it through shared_ptr); whatever is
-// still queued when it goes is handed to hsmactor's completion pool (never
-// run on the thread that drops it, which may be a session's), so no answer
-// is lost.
+// a task may call them again (each call runs only the tasks it took, each
+// once); post() may come from any thread. The queue lives as long as any
+// request that will post to it (handles hold it through shared_ptr);
+// whatever is still queued when it goes is handed to hsmactor's completion
+// pool (never run on the thread that drops it, which may be a session's), so
+// no answer is lost.
 #pragma once
 
 #include <atomic>
@@ -71,7 +72,8 @@ class CompletionQueue final : public Executor {
   const int fd_;
   mutable std::mutex mutex_;
   std::vector<Task> queued_;
-  std::vector<Task> running_;
+  /// An emptied batch kept for reuse (the loop's thread only).
+  std::vector<Task> spare_;
   std::atomic<std::uint64_t> wakeups_{0};
 };
 

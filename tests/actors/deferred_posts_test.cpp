@@ -6,6 +6,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <string>
@@ -148,6 +149,57 @@ TEST_CASE("a CompletionQueue takes a group behind one wake-up, after what it hol
   CHECK(completions.wakeups() == 2);  // into an empty queue: one signal
   CHECK(completions.wait(std::chrono::milliseconds(100)) == 3);
   CHECK(order.back() == 8);
+}
+
+TEST_CASE("a CompletionQueue task that drains the queue again runs every task exactly once") {
+  auto queue = std::make_shared<CompletionQueue>();
+  int first = 0, second = 0, later = 0;
+  queue->post(Task([&] {
+    first++;
+    queue->run_ready();  // a callback that pumps its own loop while it waits
+  }));
+  queue->post(Task([&] { second++; }));
+  CHECK(queue->run_ready() == 2);
+  queue->post(Task([&] { later++; }));
+  CHECK(queue->run_ready() == 1);
+  CHECK(queue->run_ready() == 0);
+  CHECK(first == 1);
+  CHECK(second == 1);
+  CHECK(later == 1);
+}
+
+TEST_CASE("a CompletionQueue task may post and drain while others post from threads") {
+  auto queue = std::make_shared<CompletionQueue>();
+  constexpr int kPosts = 20000;
+  std::atomic<int> ran{0};
+  std::thread poster([&] {
+    for (int i = 0; i < kPosts; ++i) queue->post(Task([&] { ran++; }));
+  });
+  // Some tasks drain again from inside; every task still runs once.
+  int nested_drains = 0;
+  while (ran.load() < kPosts) {
+    queue->post(Task([&] { nested_drains++; queue->run_ready(); }));
+    queue->run_ready();
+  }
+  poster.join();
+  queue->run_ready();
+  CHECK(ran.load() == kPosts);
+  CHECK(nested_drains > 0);
+}
+
+TEST_CASE("JobCosts judges against its own budget and groups nothing with none") {
+  using internal::JobCosts;
+  Job random;
+  random.op = Op::random;
+  const auto kind = JobCosts::kind_of(random);
+  JobCosts generous(std::chrono::milliseconds(10));
+  CHECK(generous.hold_budget() == std::chrono::milliseconds(10));
+  CHECK(generous.expected(kind) > generous.hold_budget());  // unseen: dear
+  generous.record(kind, std::chrono::milliseconds(3));
+  CHECK(generous.expected(kind) < generous.hold_budget());  // cheap against 10 ms
+  JobCosts none(std::chrono::nanoseconds(0));
+  none.record(kind, std::chrono::nanoseconds(1));
+  CHECK_FALSE(none.expected(kind) < none.hold_budget());  // never grouped
 }
 
 TEST_CASE("JobCosts counts a kind never seen as dear and learns the others") {
