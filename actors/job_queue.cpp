@@ -95,9 +95,10 @@ void QueuedJob::complete(Result<JobResult> result) {
 // ---- JobQueue ----
 
 JobQueue::JobQueue(std::size_t limit, std::size_t max_consumers, std::chrono::microseconds spin,
-                   std::shared_ptr<JobObserver> observer)
+                   std::shared_ptr<JobObserver> observer, std::chrono::nanoseconds hold_budget)
     : limit_(std::min(limit, kMaxLimit)),
       spin_(spin),
+      hold_budget_(std::max(hold_budget, std::chrono::nanoseconds(0))),
       ring_(new Cell[ring_size_for(limit)]),
       mask_(ring_size_for(limit) - 1),
       earliest_deadline_ns_(kNoDeadline),

@@ -46,6 +46,7 @@
 #include <vector>
 
 #include "actors/internal/future_state.hpp"
+#include "actors/internal/job_costs.hpp"
 #include "actors/protocol.hpp"
 
 namespace hsmactor {
@@ -108,10 +109,15 @@ class JobQueue {
 
   /// A queue of at most `limit` waiting jobs, served by at most
   /// `max_consumers` session actors (both clamped to the maxima above); an
-  /// idle consumer spins up to `spin` before it parks.
+  /// idle consumer spins up to `spin` before it parks. Its consumers group
+  /// jobs cheaper than `hold_budget` (see CoalescingLimits; 0: never).
   JobQueue(std::size_t limit, std::size_t max_consumers,
            std::chrono::microseconds spin = std::chrono::microseconds(50),
-           std::shared_ptr<JobObserver> observer = nullptr);
+           std::shared_ptr<JobObserver> observer = nullptr,
+           std::chrono::nanoseconds hold_budget = internal::CoalescingLimits::kHoldBudget);
+
+  /// How long a consumer may hold answers for the rest of their group.
+  std::chrono::nanoseconds hold_budget() const { return hold_budget_; }
   /// Answers whatever is still queued with shutting_down.
   ~JobQueue();
   JobQueue(const JobQueue&) = delete;
@@ -248,6 +254,7 @@ class JobQueue {
 
   const std::size_t limit_;
   const std::chrono::microseconds spin_;
+  const std::chrono::nanoseconds hold_budget_;
   std::unique_ptr<Cell[]> ring_;
   const std::size_t mask_;
   alignas(64) std::atomic<std::size_t> enqueue_pos_{0};

@@ -84,6 +84,22 @@ Error stale_retry_failed(const Error& last) {
 
 using Finish = std::function<void(Result<JobResult>)>;
 
+// The one retry of `job` on the session opened after a heal.
+Result<JobResult> retry_after_heal(SessionState& state, const Job& job) {
+  auto opened = state.ensure_open();
+  if (!opened) return stale_retry_failed(opened.error());
+  auto retried = execute_job(state.session, job, state.generation, state.keys);
+  if (retried) {
+    retried->attempts = 2;
+    return retried;
+  }
+  if (pkcs11::is_stale_session_rv(retried.error().rv())) {
+    state.discard_session();
+    return stale_retry_failed(retried.error());
+  }
+  return retried;
+}
+
 // Runs `job` once on this actor's session (opening one if needed).
 Result<JobResult> run_once(SessionState& st, const Job& job) {
   const char* operation = to_string(job.op);
@@ -96,9 +112,14 @@ Result<JobResult> run_once(SessionState& st, const Job& job) {
   return execute_job(st.session, job, st.generation, st.keys);
 }
 
+void drain(session_pointer self);
+
 // Heals through the supervisor after a stale code, then retries `job` once on
 // a new session and hands the outcome to `finish`. Other messages, and queued
-// jobs, wait until this is done (await).
+// jobs, wait until this is done (await); then the session serves the queue
+// again. With no time left for a heal, `finish` runs at once and the caller
+// (drain's loop) simply goes on: serving again from here would nest a drain
+// inside the running one, whose held answers would wait for the inner one.
 void heal_and_retry(session_pointer self, Job job, Error first, Finish finish) {
   auto& st = self->state;
   auto timeout = time_left(job.deadline_ns);
@@ -116,32 +137,16 @@ void heal_and_retry(session_pointer self, Job job, Error first, Finish finish) {
             state.healing = false;
             state.generation = generation;
             state.restarts++;
-            auto opened = state.ensure_open();
-            if (!opened) {
-              finish(stale_retry_failed(opened.error()));
-              return;
-            }
-            auto retried = execute_job(state.session, job, state.generation, state.keys);
-            if (retried) {
-              retried->attempts = 2;
-              finish(std::move(*retried));
-              return;
-            }
-            if (pkcs11::is_stale_session_rv(retried.error().rv())) {
-              state.discard_session();
-              finish(stale_retry_failed(retried.error()));
-              return;
-            }
-            finish(retried.error());
+            finish(retry_after_heal(state, job));
+            drain(self);
           },
           [self, job, finish](caf::error& failure) {
             // The heal itself failed (token absent, login refused, timeout).
             self->state.healing = false;
             finish(from_caf_error(failure).in_operation(to_string(job.op)));
+            drain(self);
           });
 }
-
-void drain(session_pointer self);
 
 // Runs one job taken from the pool's queue.
 void run_pulled(session_pointer self, QueuedJobPtr queued) {
@@ -176,9 +181,8 @@ void run_pulled(session_pointer self, QueuedJobPtr queued) {
   // hence shared ownership.
   auto held = std::make_shared<QueuedJobPtr>(std::move(queued));
   Job job = (*held)->job;
-  heal_and_retry(self, std::move(job), result.error(), [self, held](Result<JobResult> outcome) {
+  heal_and_retry(self, std::move(job), result.error(), [held](Result<JobResult> outcome) {
     (*held)->complete(std::move(outcome));
-    drain(self);
   });
 }
 
@@ -238,7 +242,6 @@ class JobGroup {
 // and parked sessions are not woken for jobs cheaper than the wake-up.
 void drain(session_pointer self) {
   using Clock = std::chrono::steady_clock;
-  using internal::CoalescingLimits;
   auto& st = self->state;
   if (!st.source.queue || st.retiring) return;
   auto& queue = *st.source.queue;
@@ -270,7 +273,8 @@ void drain(session_pointer self) {
     JobGroup group(queue);
     auto expected = st.costs.expected(internal::JobCosts::kind_of(first->job));
     group.add(std::move(first));
-    while (!group.full() && expected < CoalescingLimits::kHoldBudget) {
+    const auto hold_budget = st.costs.hold_budget();
+    while (!group.full() && expected < hold_budget) {
       QueuedJobPtr more = queue.try_pop();
       if (!more) break;
       expected += st.costs.expected(internal::JobCosts::kind_of(more->job));
@@ -282,7 +286,7 @@ void drain(session_pointer self) {
     while (!group.done()) {
       const auto kind = internal::JobCosts::kind_of(group.next_job());
       if (answers.held() > 0 &&
-          now - answers.oldest() + st.costs.expected(kind) > CoalescingLimits::kHoldBudget) {
+          now - answers.oldest() + st.costs.expected(kind) > hold_budget) {
         answers.flush();
       }
       const auto started = now;
@@ -458,6 +462,11 @@ session_actor::behavior_type session_impl(session_pointer self,
         st.session.set_observer(st.calls.get());
         st.source = std::move(source);
         st.self_address = self->address();
+        // The pool's budget for grouping; what was learnt before is kept
+        // only if it was learnt against the same one.
+        if (st.source.queue && st.source.queue->hold_budget() != st.costs.hold_budget()) {
+          st.costs = internal::JobCosts(st.source.queue->hold_budget());
+        }
         drain(self);
       },
       [self](pull_atom) { drain(self); },

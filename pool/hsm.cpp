@@ -29,6 +29,7 @@ PoolSettings pool_settings(const TokenOptions& options, CK_SLOT_ID slot,
   }
   settings.queue_limit = options.queue_limit;
   settings.default_deadline = options.default_deadline;
+  settings.coalescing_hold = options.coalescing_hold;
   return settings;
 }
 

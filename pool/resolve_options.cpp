@@ -53,6 +53,11 @@ Result<TokenOptions> resolve_options(const TokenOptions& requested) {
     return invalid("default_deadline must be more than 0 and at most " +
                    std::to_string(TokenOptions::kMaxDeadline.count()) + " hours");
   }
+  if (options.coalescing_hold.count() < 0 ||
+      options.coalescing_hold > TokenOptions::kMaxCoalescingHold) {
+    return invalid("coalescing_hold must be 0 to " +
+                   std::to_string(TokenOptions::kMaxCoalescingHold.count()) + " microseconds");
+  }
   if (options.login == Login::user && options.pin.empty()) {
     return invalid(
         "no PIN for the user login (an empty TokenOptions::pin; for a token without login "

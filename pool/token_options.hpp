@@ -45,6 +45,16 @@ struct TokenOptions {
   /// Deadline of a request that names none (see Token::with_deadline); more
   /// than 0, at most kMaxDeadline.
   std::chrono::milliseconds default_deadline{30000};
+  /// How long an answer bound for an executor (a callback, a then()
+  /// continuation, a CompletionQueue) may wait for others, so that one
+  /// hand-over and one wake-up of that executor carry several: a session
+  /// takes jobs it has measured cheaper than this several at once (at most
+  /// 16) and hands their answers over together. A blocking get() is released
+  /// as soon as its own job is done, whatever this is. 0 turns grouping off;
+  /// at most kMaxCoalescingHold. The default suits operations of a few µs
+  /// (random, digest, HMAC on a local module); jobs dearer than it (RSA) are
+  /// never grouped.
+  std::chrono::microseconds coalescing_hold{50};
   /// Where continuations (Future::then), callbacks and the trace sink run;
   /// null: hsmactor's completion pool (see actors/executor.hpp).
   std::shared_ptr<Executor> executor;
@@ -58,6 +68,7 @@ struct TokenOptions {
   static constexpr std::size_t kMaxSessions = 1024;
   static constexpr std::size_t kMaxQueueLimit = std::size_t{1} << 20;
   static constexpr std::chrono::hours kMaxDeadline{24 * 366};
+  static constexpr std::chrono::microseconds kMaxCoalescingHold{100000};
 };
 
 }  // namespace hsmactor

@@ -432,7 +432,8 @@ PoolChannel make_pool_channel(const PoolSettings& settings) {
   channel.recorder = std::make_shared<PoolRecorder>(settings.trace);
   channel.queue = std::make_shared<JobQueue>(settings.queue_limit,
                                              std::max<std::size_t>(1, settings.max_sessions),
-                                             settings.idle_spin, channel.recorder);
+                                             settings.idle_spin, channel.recorder,
+                                             settings.coalescing_hold);
   return channel;
 }
 

@@ -83,6 +83,9 @@ struct PoolSettings {
   std::chrono::milliseconds default_deadline{30000};
   /// How long an idle session actor keeps looking for work before it parks.
   std::chrono::microseconds idle_spin{50};
+  /// How long a session may hold answers bound for an executor for the rest
+  /// of their group (TokenOptions::coalescing_hold).
+  std::chrono::microseconds coalescing_hold{50};
   /// Receives trace events (may be replaced while running).
   std::shared_ptr<TraceHub> trace;
 };

@@ -15,10 +15,12 @@
 namespace hsmactor::internal {
 
 /// How long answers already given may wait for the rest of their group to be
-/// handed over, and how many jobs a session takes at once at most. 50 µs is
-/// a few thread wake-ups on a virtual machine (and what an idle session spins
-/// before it parks): grouping jobs cheaper than a wake-up saves wake-ups; a
-/// job dearer than the budget (an ECDSA or RSA signature) is never grouped.
+/// handed over (by default; TokenOptions::coalescing_hold sets it per token),
+/// and how many jobs a session takes at once at most. 50 µs is a few thread
+/// wake-ups on a virtual machine (and what an idle session spins before it
+/// parks): grouping jobs cheaper than a wake-up saves wake-ups; a job dearer
+/// than the budget (an RSA signature; here, mostly, an ECDSA one) is never
+/// grouped. A budget of 0 groups nothing.
 struct CoalescingLimits {
   static constexpr std::chrono::nanoseconds kHoldBudget = std::chrono::microseconds(50);
   static constexpr std::size_t kMaxGroup = 16;
@@ -27,6 +29,14 @@ struct CoalescingLimits {
 class JobCosts {
  public:
   using Kind = std::uint64_t;
+
+  /// Costs judged against `hold_budget` (see CoalescingLimits).
+  explicit JobCosts(std::chrono::nanoseconds hold_budget = CoalescingLimits::kHoldBudget)
+      : hold_budget_(std::max(hold_budget, std::chrono::nanoseconds(0))),
+        unknown_(2 * hold_budget_) {}
+
+  /// How long answers may wait for the rest of their group.
+  std::chrono::nanoseconds hold_budget() const { return hold_budget_; }
 
   static Kind kind_of(const Job& job) {
     // Any mix will do that separates operations, mechanisms and keys; 0 is
@@ -41,7 +51,7 @@ class JobCosts {
   /// seen, or "dear" (more than the hold budget) if none was.
   std::chrono::nanoseconds expected(Kind kind) const {
     const Entry& entry = entries_[slot_of(kind)];
-    if (entry.kind != kind) return kUnknown;
+    if (entry.kind != kind) return unknown_;
     return std::chrono::nanoseconds(entry.average_ns);
   }
 
@@ -50,7 +60,7 @@ class JobCosts {
     Entry& entry = entries_[slot_of(kind)];
     // Capped: one job stretched by a preemption (milliseconds) must not
     // count a cheap kind as dear for dozens of jobs after it.
-    const std::int64_t sample = std::min(took.count(), kUnknown.count());
+    const std::int64_t sample = std::min(took.count(), unknown_.count());
     if (entry.kind != kind) {
       entry.kind = kind;
       entry.average_ns = sample;
@@ -63,7 +73,6 @@ class JobCosts {
 
  private:
   static constexpr std::size_t kEntries = 32;
-  static constexpr std::chrono::nanoseconds kUnknown = 2 * CoalescingLimits::kHoldBudget;
 
   struct Entry {
     Kind kind = 0;
@@ -74,6 +83,9 @@ class JobCosts {
     return static_cast<std::size_t>((kind ^ (kind >> 32)) % kEntries);
   }
 
+  std::chrono::nanoseconds hold_budget_;
+  /// What an unseen kind counts as: dearer than the budget (0 with no budget).
+  std::chrono::nanoseconds unknown_;
   std::array<Entry, kEntries> entries_{};
 };
 

@@ -257,6 +257,14 @@ TEST_CASE("open_token refuses options beyond what the pool can honour") {
   CHECK(refused([](TokenOptions& o) { o.max_sessions = std::numeric_limits<std::size_t>::max(); }));
   CHECK(refused([](TokenOptions& o) { o.default_deadline = -5ms; }));
   CHECK(refused([](TokenOptions& o) { o.default_deadline = 0ms; }));
+  CHECK(refused([](TokenOptions& o) { o.coalescing_hold = -1us; }));
+  CHECK(refused([](TokenOptions& o) {
+    o.coalescing_hold = TokenOptions::kMaxCoalescingHold + 1us;
+  }));
+  CHECK_FALSE(refused([](TokenOptions& o) { o.coalescing_hold = 0us; }));
+  CHECK_FALSE(refused([](TokenOptions& o) {
+    o.coalescing_hold = TokenOptions::kMaxCoalescingHold;
+  }));
   CHECK(refused([](TokenOptions& o) {
     o.default_deadline = std::chrono::milliseconds::max();
   }));
