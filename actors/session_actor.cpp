@@ -39,6 +39,9 @@ struct SessionState {
   bool retiring = false;
   /// What jobs of each kind took here: which ones are cheap enough to group.
   internal::JobCosts costs;
+  /// Where answers wait for the rest of their group (see DeferredPosts).
+  std::shared_ptr<internal::DeferredPosts::Box> held_answers =
+      internal::DeferredPosts::make_box();
   const char* name = "hsmactor.session";
 
   ~SessionState() {
@@ -269,7 +272,7 @@ void drain(session_pointer self) {
     refused_parks = 0;
     // Declared before the group: jobs the group gives back, if answered at
     // once (the queue closed), are handed over with the others.
-    internal::DeferredPosts answers;
+    internal::DeferredPosts answers(st.held_answers);
     JobGroup group(queue);
     auto expected = st.costs.expected(internal::JobCosts::kind_of(first->job));
     group.add(std::move(first));
@@ -292,6 +295,8 @@ void drain(session_pointer self) {
       const auto started = now;
       {
         JobScope scope(queue, st.source.slot, st.healing);
+        // Should this call overrun, what is held goes out without it.
+        internal::DeferredPosts::Guard guard(answers, answers.oldest() + hold_budget);
         run_pulled(self, group.take());
       }
       now = Clock::now();

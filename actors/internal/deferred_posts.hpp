@@ -12,11 +12,21 @@
 //
 // Only the outermost scope on a thread collects (a nested one is inert), and
 // the destructor flushes, so no post is ever lost, even when a job throws.
+//
+// Held answers never wait on a PKCS#11 call that overruns: before each call,
+// the session guards what it holds (guard()), and if the call is still
+// running when the hold budget of the oldest answer is spent, hsmactor's
+// watch thread hands them over instead (within about a millisecond more).
+// A module that stalls, or a cheap kind of job that turns slow, delays only
+// its own request.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
+#include <mutex>
 #include <utility>
 #include <vector>
 
@@ -27,9 +37,15 @@ namespace hsmactor::internal {
 class DeferredPosts {
  public:
   using Clock = std::chrono::steady_clock;
+  class Box;
 
-  /// Starts collecting this thread's posts (unless a scope already does).
-  DeferredPosts();
+  /// Where a session's held answers live, reused from group to group (and
+  /// watched once it has been guarded).
+  static std::shared_ptr<Box> make_box();
+
+  /// Starts collecting this thread's posts (unless a scope already does),
+  /// into `box` (a new one if null).
+  explicit DeferredPosts(std::shared_ptr<Box> box = nullptr);
   /// Hands over whatever is still held.
   ~DeferredPosts();
   DeferredPosts(const DeferredPosts&) = delete;
@@ -38,9 +54,23 @@ class DeferredPosts {
   /// Posts everything held, each executor's tasks through one post_all().
   void flush() noexcept;
   /// Tasks held now.
-  std::size_t held() const { return held_; }
+  std::size_t held() const;
   /// When the oldest held task was posted (meaningful while held() > 0).
-  Clock::time_point oldest() const { return oldest_; }
+  Clock::time_point oldest() const;
+
+  /// While a Guard lives (around one PKCS#11 call), the answers held when it
+  /// began are handed over by the watch thread if they are still held at
+  /// `rescue_at`. Inert if nothing is held.
+  class Guard {
+   public:
+    Guard(DeferredPosts& posts, Clock::time_point rescue_at);
+    ~Guard();
+    Guard(const Guard&) = delete;
+    Guard& operator=(const Guard&) = delete;
+
+   private:
+    Box* box_ = nullptr;
+  };
 
   /// For post_to(): the collecting scope of this thread, or null.
   static DeferredPosts* current() noexcept;
@@ -48,18 +78,12 @@ class DeferredPosts {
   /// executor alive; never throws: if holding fails, it is posted at once.
   void hold(const std::shared_ptr<Executor>& executor, Task task) noexcept;
 
- private:
-  struct Share {
-    std::shared_ptr<Executor> owner;  // null for the default executor
-    Executor* executor;
-    std::vector<Task> tasks;
-  };
+  /// Answers handed over by the watch thread so far, in this process.
+  static std::uint64_t rescued();
 
+ private:
   bool collecting_ = false;
-  std::size_t held_ = 0;
-  Clock::time_point oldest_{};
-  // Few executors per group (usually one): a linear search is cheapest.
-  std::vector<Share> shares_;
+  std::shared_ptr<Box> box_;
 };
 
 }  // namespace hsmactor::internal

@@ -151,6 +151,76 @@ TEST_CASE("a CompletionQueue takes a group behind one wake-up, after what it hol
   CHECK(order.back() == 8);
 }
 
+/// Counts, from any thread, the tasks handed over and on which thread.
+class ThreadNotingExecutor final : public Executor {
+ public:
+  void post(Task task) noexcept override {
+    note(1);
+    task();
+  }
+  void post_all(std::vector<Task>& tasks) noexcept override {
+    note(tasks.size());
+    for (Task& task : tasks) task();
+    tasks.clear();
+  }
+  std::size_t tasks() const { return tasks_.load(); }
+  bool any_from_another_thread() const { return from_elsewhere_.load(); }
+
+ private:
+  void note(std::size_t count) {
+    tasks_ += count;
+    if (std::this_thread::get_id() != owner_) from_elsewhere_ = true;
+  }
+  const std::thread::id owner_ = std::this_thread::get_id();
+  std::atomic<std::size_t> tasks_{0};
+  std::atomic<bool> from_elsewhere_{false};
+};
+
+// Regression (review, 2026-12-03): answers held for their group waited for
+// the next PKCS#11 call however long it took (a stalled module, a cheap kind
+// turned slow). A guarded call that overruns now loses them to the watch.
+TEST_CASE("answers held across a call that overruns are handed over by the watch thread") {
+  auto executor = std::make_shared<ThreadNotingExecutor>();
+  const auto rescued_before = DeferredPosts::rescued();
+  {
+    DeferredPosts scope;
+    post_to(executor, Task([] {}));
+    post_to(executor, Task([] {}));
+    REQUIRE(scope.held() == 2);
+    DeferredPosts::Guard guard(scope, DeferredPosts::Clock::now() + std::chrono::milliseconds(5));
+    // The "call" stalls: the session thread is away for far longer.
+    const auto until = DeferredPosts::Clock::now() + std::chrono::seconds(10);
+    while (executor->tasks() < 2 && DeferredPosts::Clock::now() < until) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    CHECK(executor->tasks() == 2);
+    CHECK(executor->any_from_another_thread());
+    CHECK(scope.held() == 0);
+  }
+  CHECK(executor->tasks() == 2);  // nothing handed over twice
+  CHECK(DeferredPosts::rescued() - rescued_before == 2);
+}
+
+TEST_CASE("a guard that ends in time leaves the held answers to their scope") {
+  auto executor = std::make_shared<ThreadNotingExecutor>();
+  {
+    DeferredPosts scope;
+    post_to(executor, Task([] {}));
+    {
+      DeferredPosts::Guard guard(scope, DeferredPosts::Clock::now() + std::chrono::seconds(30));
+    }
+    {
+      DeferredPosts::Guard expired_later(scope, DeferredPosts::Clock::now() +
+                                                    std::chrono::milliseconds(2));
+    }  // ended before the watch got to it: no longer guarded
+    std::this_thread::sleep_for(std::chrono::milliseconds(30));
+    CHECK(executor->tasks() == 0);
+    CHECK(scope.held() == 1);
+  }
+  CHECK(executor->tasks() == 1);
+  CHECK_FALSE(executor->any_from_another_thread());
+}
+
 TEST_CASE("a CompletionQueue task that drains the queue again runs every task exactly once") {
   auto queue = std::make_shared<CompletionQueue>();
   int first = 0, second = 0, later = 0;

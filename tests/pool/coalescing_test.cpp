@@ -213,6 +213,49 @@ TEST_CASE("a stale job past its deadline does not hold back the answers behind i
   CHECK(handovers.front() - digests_before <= 32);
 }
 
+// Regression (review, 2026-12-03): an answer held for its group waited for
+// the next job of the group however long that PKCS#11 call took.
+TEST_CASE("an answer held for its group does not wait for a call that stalls") {
+  faults().reset();
+  Hsm hsm;
+  auto options = testing::options_for(pool_test_token());
+  options.min_sessions = 1;
+  options.max_sessions = 1;
+  Token token = testing::open_or_throw(hsm, options);
+  Key key = token.private_key(testing::TestKeyLabels::ec256);
+  REQUIRE(token.find_key(key).get(30s).ok());
+  const Bytes data = bytes_of("x");
+  // The session learns random and digest are cheap: it will group them.
+  for (int i = 0; i < 50; ++i) {
+    REQUIRE(token.digest(Mechanism::sha256(), data).get(30s).ok());
+    REQUIRE(token.random(16).get(30s).ok());
+  }
+  faults().set_latency("C_Sign", 300ms);
+  auto blocker = token.sign(key, Mechanism::ecdsa(), testing::openssl::sha256(data));
+  REQUIRE(testing::eventually([] { return faults().threads_inside() > 0; }));
+  faults().set_latency("C_Sign", 0ms);
+  faults().set_latency("C_Digest", 3s);  // the cheap kind stalls
+  const auto submitted = std::chrono::steady_clock::now();
+  std::atomic<long> answered_after_ms{-1};
+  token.random(16).then([&](Result<Bytes> random) {
+    if (random.ok()) {
+      answered_after_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                              std::chrono::steady_clock::now() - submitted)
+                              .count();
+    }
+  });
+  auto stalled = token.digest(Mechanism::sha256(), data);
+  REQUIRE(blocker.get(30s).ok());
+  // The random job ran right after the blocker; its answer must not wait
+  // the 3 s of the digest that follows it in the group.
+  REQUIRE(testing::eventually([&] { return answered_after_ms.load() >= 0; }));
+  INFO("random answered after " << answered_after_ms.load() << " ms");
+  CHECK(answered_after_ms.load() < 2000);
+  CHECK(stalled.get(30s).ok());
+  faults().set_latency("C_Digest", 0ms);
+  testing::check_no_session_shared();
+}
+
 TEST_CASE("with coalescing_hold 0 every answer is handed over alone") {
   OneBusySession busy(0us);
   auto executor = std::make_shared<RecordingExecutor>();
