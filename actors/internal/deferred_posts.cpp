@@ -66,26 +66,28 @@ class DeferredPosts::Box {
     }
     // May throw (no memory): `task` is then untouched, and the caller posts it.
     share->tasks.push_back(std::move(task));
-    if (held_++ == 0) oldest_ = Clock::now();
+    if (held_.load(std::memory_order_relaxed) == 0) {
+      oldest_ns_.store(ns_of(Clock::now()), std::memory_order_relaxed);
+    }
+    held_.store(held_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   }
 
   /// Takes everything held (the caller hands it over, outside the lock).
   std::vector<Share> take() {
     std::vector<Share> taken;
     std::lock_guard<std::mutex> lock(mutex_);
-    if (held_ == 0) return taken;
+    if (held_.load(std::memory_order_relaxed) == 0) return taken;
     taken.swap(shares_);
-    held_ = 0;
+    held_.store(0, std::memory_order_relaxed);
     return taken;
   }
 
-  std::size_t held() const {
-    std::lock_guard<std::mutex> lock(mutex_);
-    return held_;
-  }
+  // Read without the lock by the owning session (the only thread that adds;
+  // the watch only empties), so its checks between jobs take no lock.
+  std::size_t held() const { return held_.load(std::memory_order_relaxed); }
   Clock::time_point oldest() const {
-    std::lock_guard<std::mutex> lock(mutex_);
-    return oldest_;
+    return Clock::time_point(std::chrono::duration_cast<Clock::duration>(
+        std::chrono::nanoseconds(oldest_ns_.load(std::memory_order_relaxed))));
   }
 
   // The guard, written by the owning session, read by the watch thread.
@@ -94,10 +96,11 @@ class DeferredPosts::Box {
   bool watched = false;
 
  private:
-  mutable std::mutex mutex_;
-  std::vector<Share> shares_;     // by mutex_
-  std::size_t held_ = 0;          // by mutex_
-  Clock::time_point oldest_{};    // by mutex_
+  std::mutex mutex_;
+  std::vector<Share> shares_;  // by mutex_
+  // Written under mutex_; see held().
+  std::atomic<std::size_t> held_{0};
+  std::atomic<std::int64_t> oldest_ns_{0};
 };
 
 namespace {
