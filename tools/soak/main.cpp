@@ -37,7 +37,8 @@ int main(int argc, char** argv) {
               << "token directory:     " << token_files->dir() << "\n"
               << "seed:                " << options->seed << ", stale rate " << options->stale_rate
               << ", " << options->pulls << " pulls, " << options->kills << " kills, window "
-              << options->window << ", max_sessions " << options->sessions << "\n"
+              << options->window << ", max_sessions " << options->sessions << ", "
+              << options->stream_percent << "% streams\n"
               << std::flush;
     Hsm hsm;
     TokenOptions token_options;

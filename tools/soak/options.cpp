@@ -56,6 +56,8 @@ std::string usage() {
          "  --token-dir DIR    create the token there and keep it (default: throwaway)\n"
          "  --verify-every N   check every Nth answer with OpenSSL (default 1: all)\n"
          "  --sessions N       the pool's max_sessions (default 4)\n"
+         "  --streams P        percent of requests that are multi-part streams "
+         "(default 4)\n"
          "  --hang-limit S     seconds after the end before an open request hangs "
          "(default 30)\n"
          "  --tolerate-stream-key-bug  count CKR_OBJECT_HANDLE_INVALID from a stream's\n"
@@ -91,6 +93,7 @@ Result<SoakOptions> parse_options(int argc, const char* const* argv) {
       {"--kills", 0, 10000, &options.kills},
       {"--verify-every", 1, 1000000, &options.verify_every},
       {"--sessions", 1, 1024, &options.sessions},
+      {"--streams", 0, 100, &options.stream_percent},
   };
   std::map<std::string, std::string> raw;
   for (const Count& count : counts) app.add_option(count.flag, raw[count.flag]);

@@ -38,6 +38,8 @@ struct SoakOptions {
   std::size_t verify_every = 1;
   /// The pool's max_sessions.
   std::size_t sessions = 4;
+  /// Percent of requests that are multi-part streams (each pins a session).
+  std::size_t stream_percent = 4;
   /// A request still unanswered this long after the end of sending hangs.
   std::chrono::seconds hang_limit{30};
   /// Counts CKR_OBJECT_HANDLE_INVALID from a stream's start in a pull window

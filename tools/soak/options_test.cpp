@@ -19,6 +19,7 @@ TEST_CASE("no flags give the CI-sized defaults") {
   CHECK(options->callers == 16);
   CHECK(options->stale_rate == Approx(0.01));
   CHECK(options->verify_every == 1);
+  CHECK(options->stream_percent == 4);
   CHECK(options->module.empty());
 }
 
@@ -36,6 +37,8 @@ TEST_CASE("flags take their value after a space or an equals sign") {
   CHECK(options->module == "/m.so");
   CHECK(options->token_dir == "/t");
   CHECK(options->verify_every == 100);
+  CHECK(parse({"--streams=50"})->stream_percent == 50);
+  CHECK_FALSE(parse({"--streams", "101"}).ok());
   CHECK_FALSE(options->tolerate_stream_key_bug);
   CHECK(parse({"--tolerate-stream-key-bug"})->tolerate_stream_key_bug);
 }

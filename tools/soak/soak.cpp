@@ -38,16 +38,17 @@ constexpr std::uint8_t kStreamMode = 6;
 const char* const kModeNames[] = {"get",   "then",  "callback", "completion queue",
                                   "batch", "actor", "stream"};
 
-// Out of 100 requests: RSA-2048 signing costs SoftHSM2 ten times an ECDSA
-// signature, so it gets fewer; streams pin a session each, so fewer still.
-Kind pick_kind(std::uint32_t roll) {
-  roll %= 100;
-  if (roll < 24) return Kind::ecdsa;
-  if (roll < 32) return Kind::rsa;
-  if (roll < 56) return Kind::hmac;
-  if (roll < 74) return Kind::random;
-  if (roll < 96) return Kind::digest;
-  return roll < 98 ? Kind::stream_digest : Kind::stream_hmac;
+// `stream_percent` of 100 requests are streams (they pin a session each, so
+// few by default), half digest, half HMAC; the rest out of 96: RSA-2048
+// signing costs SoftHSM2 ten times an ECDSA signature, so it gets fewer.
+Kind pick_kind(std::uint32_t roll, std::size_t stream_percent) {
+  if (roll % 100 < stream_percent) return roll % 2 == 0 ? Kind::stream_digest : Kind::stream_hmac;
+  const std::uint32_t single = roll / 100 % 96;
+  if (single < 24) return Kind::ecdsa;
+  if (single < 32) return Kind::rsa;
+  if (single < 56) return Kind::hmac;
+  if (single < 74) return Kind::random;
+  return Kind::digest;
 }
 
 // Out of 10 picks: 3 by then(), 2 by get(), 1 by callback, 2 by then() on a
@@ -576,7 +577,7 @@ struct Soak::State {
         note_failure(id, Kind::random, "caller stalled: its window did not free within the limit");
         break;
       }
-      const Kind kind = pick_kind(rng());
+      const Kind kind = pick_kind(rng(), options.stream_percent);
       const Mode mode = pick_mode(rng());
       if (is_stream(kind)) {
         note_sent(id, kind, kStreamMode);
