@@ -1,6 +1,8 @@
 #include "actors/internal/deferred_posts.hpp"
 
+#include <atomic>
 #include <condition_variable>
+#include <mutex>
 #include <thread>
 
 #include "actors/process.hpp"
@@ -268,12 +270,13 @@ std::uint64_t DeferredPosts::rescued() { return g_rescued.load(std::memory_order
 DeferredPosts::Guard::Guard(DeferredPosts& posts, Clock::time_point rescue_at) {
   Box* box = posts.box_.get();
   if (box == nullptr || box->held() == 0) return;
+  Watch& watch = Watch::instance();
   if (!box->watched) {
     box->watched = true;
-    Watch::instance().watch(posts.box_);
+    watch.watch(posts.box_);
   }
   box->rescue_at_ns.store(ns_of(rescue_at));
-  Watch::instance().guarded();
+  watch.guarded();
   box_ = box;
 }
 

@@ -14,19 +14,17 @@
 // the destructor flushes, so no post is ever lost, even when a job throws.
 //
 // Held answers never wait on a PKCS#11 call that overruns: before each call,
-// the session guards what it holds (guard()), and if the call is still
+// the session guards what it holds (a Guard), and if the call is still
 // running when the hold budget of the oldest answer is spent, hsmactor's
 // watch thread hands them over instead (within about a millisecond more).
 // A module that stalls, or a cheap kind of job that turns slow, delays only
 // its own request.
 #pragma once
 
-#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <utility>
 #include <vector>
 

@@ -345,6 +345,15 @@ struct Soak::State {
     }
   }
 
+  // One single-shot request of `kind` through `via`.
+  Future<Bytes> request_on(const Token& via, Kind kind, const Bytes& data) const {
+    switch (kind) {
+      case Kind::random: return via.random(kRandomLength);
+      case Kind::digest: return via.digest(Mechanism::sha256(), data);
+      default: return via.sign(key_for(kind), mechanism_for(kind), data);
+    }
+  }
+
   // Sends one single-shot request by Future::get (held), then(), callback,
   // then() on an event loop's completion queue, or through an actor.
   void send_single(std::size_t caller, std::size_t id, Kind kind, Mode mode,
@@ -361,41 +370,21 @@ struct Soak::State {
                      std::int64_t{ns_of(sent)});
       return;
     }
-    const Token& via = mode == Mode::completion ? on_loop[caller % on_loop.size()] : token;
     if (mode == Mode::completion) {
       by_completion++;
-      Future<Bytes> answer;
-      switch (kind) {
-        case Kind::random: answer = via.random(kRandomLength); break;
-        case Kind::digest: answer = via.digest(Mechanism::sha256(), data); break;
-        default: answer = via.sign(key_for(kind), mechanism_for(kind), data); break;
-      }
-      answer.then(reply);
+      request_on(on_loop[caller % on_loop.size()], kind, data).then(reply);
       return;
     }
     if (mode == Mode::callback) {
       by_callback++;
-      switch (kind) {
-        case Kind::ecdsa: token.sign(ec, Mechanism::ecdsa(), data, reply); return;
-        case Kind::rsa: token.sign(rsa, Mechanism::rsa_pkcs_sha256(), data, reply); return;
-        case Kind::hmac: token.sign(hmac, Mechanism::hmac_sha256(), data, reply); return;
-        default: break;
-      }
-      if (kind == Kind::random) {
-        token.random(kRandomLength).then(reply);
+      if (kind == Kind::ecdsa || kind == Kind::rsa || kind == Kind::hmac) {
+        token.sign(key_for(kind), mechanism_for(kind), data, reply);
       } else {
-        token.digest(Mechanism::sha256(), data).then(reply);
+        request_on(token, kind, data).then(reply);
       }
       return;
     }
-    Future<Bytes> answer;
-    switch (kind) {
-      case Kind::ecdsa: answer = token.sign(ec, Mechanism::ecdsa(), data); break;
-      case Kind::rsa: answer = token.sign(rsa, Mechanism::rsa_pkcs_sha256(), data); break;
-      case Kind::hmac: answer = token.sign(hmac, Mechanism::hmac_sha256(), data); break;
-      case Kind::random: answer = token.random(kRandomLength); break;
-      default: answer = token.digest(Mechanism::sha256(), data); break;
-    }
+    Future<Bytes> answer = request_on(token, kind, data);
     if (mode == Mode::then) {
       by_then++;
       answer.then(reply);
